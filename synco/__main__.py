@@ -1,0 +1,5 @@
+import sys
+
+from synco.cli import main
+
+sys.exit(main())
