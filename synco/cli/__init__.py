@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from synco import __version__
 from synco.errors import UserError
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # detectron2 still decorates a few functions with torch.jit.script; the
+    # deprecation notice is not the user's to act on.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

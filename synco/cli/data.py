@@ -1,0 +1,44 @@
+"""``synco data``: make datasets. ``synco data toy`` writes the toy world."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="generate datasets (the toy world)")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND")
+    kinds.required = True
+    toy = kinds.add_parser("toy", help="write the procedural toy world: ImageFolder + PASCAL VOC + COCO")
+    toy.add_argument("--out", type=Path, required=True, help="folder to create")
+    toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--size", type=int, default=128, help="image side in pixels (detection images are wider)")
+    toy.add_argument("--count", type=int, default=1024, help="unlabeled pretraining images")
+    toy.add_argument("--det-train", type=int, default=256, help="images in VOC trainval / COCO train2017")
+    toy.add_argument("--det-test", type=int, default=128, help="images in VOC test / COCO val2017")
+    toy.add_argument("--max-objects", type=int, default=4, help="most objects per scene")
+    toy.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (only once the new one is complete)")
+    toy.add_argument("--exist-ok", action="store_true",
+                     help="if --out already holds a toy world with these exact settings, keep it")
+    toy.add_argument("--quiet", action="store_true")
+    toy.set_defaults(func=run_toy)
+
+
+def run_toy(args: argparse.Namespace) -> int:
+    from synco.toyworld import ToyWorldSpec, generate_toy_world  # noqa: PLC0415
+
+    spec = ToyWorldSpec(seed=args.seed, size=args.size, count=args.count, det_train=args.det_train,
+                        det_test=args.det_test, max_objects=args.max_objects)
+
+    def progress(split: str, done: int, total: int) -> None:
+        if not args.quiet and (done == total or done % 256 == 0):
+            print(f"  {split:9s} {done:6d}/{total}", file=sys.stderr)
+
+    manifest = generate_toy_world(args.out, spec, overwrite=args.overwrite, exist_ok=args.exist_ok,
+                                  progress=progress)
+    splits = ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
+    print(f"toy world at {args.out}: {splits} ({len(manifest['classes'])} classes, seed {spec.seed}, "
+          f"{spec.size}px)")
+    return 0
