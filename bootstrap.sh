@@ -58,8 +58,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-"$venv/bin/synco" doctor --install-detectron2 >/dev/null \
-  || { "$venv/bin/synco" doctor; die "detectron2 is not usable (see the report above)."; }
+# An importable detectron2 (e.g. a GPU user's source build) is kept as it is.
+if ! "$venv/bin/python" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("detectron2") is None)'; then
+  "$venv/bin/synco" doctor --install-detectron2 >/dev/null \
+    || { "$venv/bin/synco" doctor; die "detectron2 is not usable (see the report above)."; }
+fi
 
 case "$job" in
   demo)  exec "$venv/bin/synco" demo "$@" ;;

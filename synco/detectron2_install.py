@@ -193,6 +193,7 @@ def ensure_detectron2(
     download: Callable[[Path], Path] = download_wheel,
     install: Callable[[Path], None] = pip_install,
     log: Callable[[str], None] = print,
+    expected_sha256: str = SOURCE_SHA256,
 ) -> str:
     """Make detectron2 importable. Returns "kept" or "installed".
 
@@ -207,7 +208,7 @@ def ensure_detectron2(
     with tempfile.TemporaryDirectory(prefix="synco-d2-") as tmp:
         tmp_path = Path(tmp)
         source = Path(wheel) if wheel is not None else download(tmp_path)
-        verify_wheel(source)
+        verify_wheel(source, expected_sha256)
         built = repackage(source, tmp_path / "dist")
         install(built)
         log(f"installed {built.name} (pure-Python detectron2, no compiled ops).")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 def ground_truth_instances(record: dict):
     """detectron2 ``Instances`` that predict exactly the record's annotations."""
+    import numpy as np  # noqa: PLC0415
     import torch  # noqa: PLC0415
-    from detectron2.structures import BoxMode, Instances, polygons_to_bitmask  # noqa: PLC0415
-    from detectron2.structures import Boxes  # noqa: PLC0415
+    from detectron2.structures import Boxes, BoxMode, Instances, polygons_to_bitmask  # noqa: PLC0415
 
     h, w = record["height"], record["width"]
     annos = [a for a in record["annotations"] if not a.get("iscrowd", 0)]
@@ -28,8 +28,8 @@ def ground_truth_instances(record: dict):
     inst.scores = torch.ones(len(annos))
     inst.pred_classes = torch.tensor([a["category_id"] for a in annos], dtype=torch.int64)
     if annos and "segmentation" in annos[0]:
-        masks = [polygons_to_bitmask(a["segmentation"], h, w) for a in annos]
-        inst.pred_masks = torch.as_tensor(masks).reshape(-1, h, w)
+        masks = np.stack([polygons_to_bitmask(a["segmentation"], h, w) for a in annos])
+        inst.pred_masks = torch.from_numpy(masks)
     return inst
 
 

@@ -167,6 +167,8 @@ def _check_target(out: Path, spec: ToyWorldSpec, overwrite: bool, exist_ok: bool
     parent = out.parent
     while not parent.exists():
         parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot create {out}: {parent} exists and is not a folder.")
     if not os.access(parent, os.W_OK):
         raise UserError(f"cannot write to {parent}: permission denied.")
     free = shutil.disk_usage(parent).free
