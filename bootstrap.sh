@@ -52,9 +52,12 @@ fi
 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing synco-bench and its dependencies (first run: a few minutes, ~6 GB)" >&2
-  "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e ".[test]" \
-    || die "pip could not install the dependencies (see above); is the package registry reachable?"
+  log="$venv/pip-install.log"
+  if ! { "$venv/bin/python" -m pip install --upgrade pip && "$venv/bin/python" -m pip install -e ".[test]"; } \
+       >"$log" 2>&1; then
+    grep -v "WARNING: Location" "$log" | tail -n 15 >&2
+    die "pip could not install the dependencies (full log: $log); is the package registry reachable?"
+  fi
   echo "$want" > "$stamp"
 fi
 

@@ -31,10 +31,19 @@ class Queue(nn.Module):
     ``.to(device)`` and are saved in ``state_dict`` (a resumed run continues
     with the same negatives). In distributed training the caller gathers
     keys from all processes before :meth:`enqueue`.
+
+    Enqueueing is copy-on-write between two buffers: MoCo enqueues a step's
+    keys *before* that step's backward, which still needs the queue the
+    logits were computed with. Writing in place would corrupt that gradient
+    (autograd refuses); a fresh clone per step would cost an allocation of
+    the whole queue. Instead :meth:`enqueue` copies ``keys`` into the spare
+    buffer, writes the batch there and swaps, so the tensor a pending
+    backward holds stays intact until the next enqueue (one step later).
     """
 
     keys: Tensor
     ptr: Tensor
+    _spare: Tensor
 
     def __init__(self, size: int, dim: int, generator: torch.Generator | None = None):
         super().__init__()
@@ -43,6 +52,7 @@ class Queue(nn.Module):
         init = F.normalize(torch.randn(size, dim, generator=generator), dim=1)
         self.register_buffer("keys", init)
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+        self.register_buffer("_spare", torch.empty_like(init), persistent=False)
 
     @property
     def size(self) -> int:
@@ -64,7 +74,9 @@ class Queue(nn.Module):
             raise ValueError(f"keys of shape {tuple(keys.shape)} do not fit a queue of dim {self.keys.shape[1]}")
         p = int(self.ptr)
         evicted = self.keys[p:p + b].clone()
-        self.keys[p:p + b] = keys.detach().to(self.keys.dtype)
+        nxt = self._spare.copy_(self.keys)
+        nxt[p:p + b] = keys.detach().to(nxt.dtype)
+        self._spare, self.keys = self.keys, nxt
         self.ptr.fill_((p + b) % self.size)
         return evicted
 
@@ -72,18 +84,22 @@ class Queue(nn.Module):
 def info_nce(q: Tensor, k: Tensor, queue: Tensor | Queue, temperature: float = 0.2,
              synth_cfg: SynthesisConfig | None = None, epoch: int = 0,
              generator: torch.Generator | None = None, *,
+             rows: tuple[int, int] | None = None,
              diagnostics: bool = True) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """MoCo's InfoNCE with optional synthetic negatives in the denominator.
 
     Args:
         q: ``(B, d)`` query features, L2-normalised, carrying gradient.
         k: ``(B, d)`` key features (positives); no gradient flows into them.
-        queue: ``(K, d)`` keys or a :class:`Queue`; read-only here (enqueue
-            after the step, as MoCo does).
+        queue: ``(K, d)`` keys or a :class:`Queue`; read-only here. A
+            :class:`Queue` may be enqueued before ``loss.backward()`` (as
+            MoCo does); a raw tensor must not change until backward is done.
         temperature: divides every logit.
         synth_cfg: counts of synthetic negatives; ``None`` means MoCo v2.
         epoch: 0-based epoch, for the warm-up.
         generator: random source of the synthesis, for reproducibility.
+        rows: ``(offset, total)``: ``q`` is that slice of a global batch split
+            across processes (see :func:`~synco.synthesis.synthetic_logits`).
         diagnostics: whether to compute :func:`hardness_diagnostics`.
 
     Returns:
@@ -98,7 +114,7 @@ def info_nce(q: Tensor, k: Tensor, queue: Tensor | Queue, temperature: float = 0
     parts = [l_pos, l_neg]
     syn = None
     if synth_cfg is not None and synth_cfg.active(epoch):
-        l_syn, syn = synthetic_logits(q, l_neg, keys, synth_cfg, generator)
+        l_syn, syn = synthetic_logits(q, l_neg, keys, synth_cfg, generator, rows=rows)
         parts.append(l_syn)
     logits = torch.cat(parts, dim=1).div_(temperature)
     labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)

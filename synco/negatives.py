@@ -8,7 +8,9 @@ negative is a constant of the step, so the loss's gradient reaches the query
 only (``q . s`` has gradient ``s`` with respect to ``q``) and never the queue.
 
 The training path (:mod:`synco.synthesis`) avoids building most of these
-vectors; the tests hold it to these functions.
+vectors; the tests hold it to these functions. The pool they are made from,
+the hardest queue negatives of each query, is :func:`hardest` (a plain
+``topk``) or, identical but faster on CPU, :func:`select_hardest`.
 
 Shapes: every function broadcasts. Typical use is ``q`` of shape ``(B, 1, d)``
 against negatives ``(B, M, d)`` with one coefficient per negative ``(B, M)``;
@@ -23,6 +25,7 @@ from torch import Tensor
 
 __all__ = [
     "hardest",
+    "select_hardest",
     "interpolate",
     "extrapolate",
     "mix",
@@ -56,6 +59,42 @@ def hardest(l_neg: Tensor, n_hard: int) -> tuple[Tensor, Tensor]:
     k = min(n_hard, l_neg.shape[-1])
     values, indices = torch.topk(l_neg, k, dim=-1, largest=True, sorted=False)
     return values, indices
+
+
+def select_hardest(l_neg: Tensor, n_hard: int, stride: int = 8, slack: float = 1.5) -> Tensor:
+    """Queue indices ``(B, n)`` of each row's ``n = min(n_hard, K)`` largest logits, unordered.
+
+    Exactly the set :func:`hardest` returns (ties aside), but
+    on CPU a full ``topk`` over ``(256, 65536)`` costs about a third of the
+    whole MoCo v2 head, so large queues go through a cheaper exact two-stage
+    selection: a ``topk`` over every ``stride``-th column picks a per-row
+    threshold expected to let through about ``slack * n`` entries; one
+    comparison pass and a ``nonzero`` compact those candidates into a small
+    ``(B, C)`` matrix, whose ``topk`` is the answer. The selection is exact
+    whenever every row has at least ``n`` candidates; the rare row that does
+    not makes the whole call fall back to the full ``topk``. GPUs keep the
+    plain ``topk`` (fast there, and the compaction would need host syncs).
+    """
+    x = l_neg.detach()
+    B, K = x.shape
+    n = min(n_hard, K)
+    if x.device.type != "cpu" or K < 32 * stride or n * 4 > K:
+        return hardest(x, n)[1]
+    sample = x[:, ::stride]
+    ks = min(sample.shape[1], int(n / stride * slack) + 16)
+    threshold = torch.topk(sample, ks, dim=1, sorted=False).values.amin(1, keepdim=True)
+    lin = (x >= threshold).view(-1).nonzero().squeeze(1)  # flat (row-major) candidate indices
+    rows = lin.div(K, rounding_mode="floor")
+    count = torch.bincount(rows, minlength=B)
+    if int(count.min()) < n:
+        return hardest(x, n)[1]
+    width = int(count.max())
+    start = count.cumsum(0) - count
+    slot = rows * width + (torch.arange(lin.numel(), device=x.device) - start[rows])
+    cand = x.new_full((B * width,), float("-inf")).index_put_((slot,), x.view(-1).index_select(0, lin))
+    cand_lin = lin.new_zeros(B * width).index_put_((slot,), lin)
+    pick = torch.topk(cand.view(B, width), n, dim=1, sorted=False).indices
+    return cand_lin.view(B, width).gather(1, pick) - torch.arange(B, device=x.device).unsqueeze(1) * K
 
 
 def interpolate(q: Tensor, n: Tensor, alpha: Tensor | float) -> Tensor:

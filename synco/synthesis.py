@@ -14,18 +14,21 @@ extrapolated, perturbed) that is achieved by
 
     logit = (a / Z) (q . q_) + (b / Z) (q . n),      q_ = q.detach(),
 
-with ``a, b, Z`` detached: ``q . n`` is already an entry of ``l_neg = q @
-queue.T`` (whose gradient with respect to ``q`` is ``n``), ``q . q_`` is one
-number per query, and ``Z^2 = a^2 |q|^2 + b^2 |n|^2 + 2ab (q . n)`` uses the
-actual norms, so nothing is assumed unit. Only types whose ``Z`` needs a
-dot product not already in ``l_neg`` touch d-dimensional vectors: mixed
-(``n_i . n_j``; one fused weighted gather builds ``u`` directly), noise
-(``u = n + eps`` with a fresh ``eps``) and adversarial (``n . sign(q)``).
-The backward pass then costs one extra scatter into ``l_neg``'s gradient and
-no extra pass over the queue.
+with ``a, b, Z`` detached: the value ``q . n`` is already an entry of
+``l_neg = q @ queue.T`` and is read from there, with gradient ``n``
+(:class:`_RowLogits`); ``q . q_`` is one number per query; and ``Z^2 = a^2
+|q|^2 + b^2 |n|^2 + 2ab (q . n)`` uses the actual norms, so nothing is
+assumed unit. Only types whose ``Z`` needs a dot product not already in
+``l_neg`` touch d-dimensional vectors: mixed (``n_i . n_j``; one fused
+weighted gather builds ``u`` directly), noise (``u = n + eps`` with a fresh
+``eps``) and adversarial (``n . sign(q)``). The N hardest rows are found
+without a full sort (:func:`synco.negatives.select_hardest`), and backward
+adds one weighted sum of those rows per query to ``q``'s gradient: no
+``(B, K)`` tensor beyond ``l_neg`` itself.
 
-Contract: ``l_neg`` must be ``q @ queue.T`` for the same ``q`` (autograd
-intact), with ``queue`` a ``(K, d)`` tensor of keys, one per row.
+Contract: ``l_neg`` must hold the values ``q @ queue.T`` for the same ``q``
+(its autograd history is not used), with ``queue`` a ``(K, d)`` tensor of
+keys, one per row.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from synco.negatives import hardest
+from synco.negatives import select_hardest
 
 __all__ = ["TYPE_NAMES", "SynthesisConfig", "Draws", "Synthesis", "synthetic_logits", "synthetic_vectors"]
 
@@ -160,11 +163,61 @@ class Synthesis:
     draws: Draws | None = field(default=None, repr=False)
 
 
-def _uniform(shape: tuple[int, ...], rng: tuple[float, float], like: Tensor,
-             generator: torch.Generator | None) -> Tensor:
-    lo, hi = rng
-    u = torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
-    return u.mul_(hi - lo).add_(lo)
+class _Rng:
+    """Draws for a slice of a global batch: rows ``offset .. offset + B`` of ``total``.
+
+    Every process of a distributed step draws the whole global batch's random
+    numbers from an identically seeded generator and keeps its own rows, so a
+    query's synthetic negatives do not depend on how the batch is split and
+    the generators stay in lockstep.
+    """
+
+    def __init__(self, generator: torch.Generator | None, rows: tuple[int, int] | None, batch: int,
+                 like: Tensor):
+        self.g, self.device, self.dtype = generator, like.device, like.dtype
+        self.offset, self.total = rows if rows is not None else (0, batch)
+        self.batch = batch
+        if not (0 <= self.offset and self.offset + batch <= self.total):
+            raise ValueError(f"rows={rows} does not contain a batch of {batch} rows")
+
+    def _mine(self, x: Tensor) -> Tensor:
+        return x if self.total == self.batch else x[self.offset:self.offset + self.batch]
+
+    def randint(self, high: int, cols: int) -> Tensor:
+        return self._mine(torch.randint(0, high, (self.total, cols), generator=self.g, device=self.device))
+
+    def uniform(self, cols: int, rng: tuple[float, float]) -> Tensor:
+        lo, hi = rng
+        u = torch.rand((self.total, cols), generator=self.g, device=self.device, dtype=self.dtype)
+        return self._mine(u).mul_(hi - lo).add_(lo)
+
+    def normal(self, cols: int, dim: int, std: float) -> Tensor:
+        x = torch.randn((self.total, cols, dim), generator=self.g, device=self.device, dtype=self.dtype)
+        return self._mine(x).mul_(std)
+
+
+class _RowLogits(torch.autograd.Function):
+    """``q . queue[idx]`` for chosen rows, read from ``l_neg`` rather than recomputed.
+
+    Forward is a gather of values ``l_neg`` already holds. Backward gives
+    ``q`` the gradient ``sum_j g_j queue[idx_j]`` as one weighted row-sum
+    (``embedding_bag``) over the chosen rows: letting autograd route it
+    through ``l_neg`` instead would build, fill and add a dense ``(B, K)``
+    gradient, which on CPU costs more than all the synthesis arithmetic.
+    The queue gets no gradient (it is a buffer of constants).
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, l_neg: Tensor, queue: Tensor, idx: Tensor) -> Tensor:
+        ctx.save_for_backward(queue, idx)
+        ctx.q_dtype = q.dtype
+        return l_neg.detach().gather(1, idx)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        queue, idx = ctx.saved_tensors
+        grad_q = F.embedding_bag(idx, queue, per_sample_weights=grad.to(queue.dtype), mode="sum")
+        return grad_q.to(ctx.q_dtype), None, None, None
 
 
 def _affine_logits(q_self: Tensor, q_sq: Tensor, l: Tensor, n_sq: Tensor,
@@ -181,16 +234,21 @@ def _affine_logits(q_self: Tensor, q_sq: Tensor, l: Tensor, n_sq: Tensor,
 
 
 def synthetic_logits(q: Tensor, l_neg: Tensor, queue: Tensor, cfg: SynthesisConfig,
-                     generator: torch.Generator | None = None) -> tuple[Tensor, Synthesis]:
+                     generator: torch.Generator | None = None, *,
+                     rows: tuple[int, int] | None = None) -> tuple[Tensor, Synthesis]:
     """Un-tempered logits ``q . s`` of this step's synthetic negatives.
 
     Args:
         q: ``(B, d)`` queries (normally unit norm; not assumed).
-        l_neg: ``(B, K)``, ``q @ queue.T`` with its autograd history.
+        l_neg: ``(B, K)``, the values of ``q @ queue.T`` (read, never differentiated).
         queue: ``(K, d)`` keys, one per row; no gradient flows into it.
         cfg: counts and draw settings. Warm-up is the caller's business
             (:meth:`SynthesisConfig.active`); this always synthesises.
         generator: source of all random draws, for reproducible steps.
+        rows: ``(offset, total)`` when ``q`` is rows ``offset .. offset + B``
+            of a global batch of ``total`` split across processes: the draws
+            are made for the whole global batch (same generator seed on every
+            process) and this slice is kept. ``None``: the batch is global.
 
     Returns:
         ``(logits, info)``: logits ``(B, cfg.total)`` in type-id order
@@ -199,29 +257,33 @@ def synthetic_logits(q: Tensor, l_neg: Tensor, queue: Tensor, cfg: SynthesisConf
         real logit and the draws.
     """
     B, d = q.shape
-    dev, dt = q.device, q.dtype
+    dev = q.device
     n1, n2, n3, n4, n5, n6 = cfg.counts
     type_ids = torch.repeat_interleave(torch.arange(1, 7, device=dev), torch.tensor(cfg.counts, device=dev))
     if cfg.total == 0:
         empty = q.new_zeros(B, 0)
         return empty, Synthesis(type_ids, {}, l_neg.detach().amax(1) if l_neg.shape[1] else q.new_zeros(B))
 
-    # The pool: the N hardest real negatives. Their logits keep l_neg's history,
-    # so every gather below routes gradient n into q through l_neg's own matmul.
-    l_hard, hard = hardest(l_neg, cfg.n_hard)
+    # The pool: the N hardest real negatives, their logits q . n with gradient n.
+    # Sorted by queue row, so that which negative a draw picks depends on the
+    # pool as a set only, not on how (or with which batch, on which device) it
+    # was selected.
+    hard = select_hardest(l_neg, cfg.n_hard).sort(dim=1).values
+    l_hard = _RowLogits.apply(q, l_neg, queue, hard)  # (B, N) q . n, gradient n
     n_pool = hard.shape[1]
 
     # All pool positions in one draw, in type order: 1, 2, 3i, 3j, 4, 5, 6.
+    rng = _Rng(generator, rows, B, q)
     sizes = (n1, n2, n3, n3, n4, n5, n6)
-    pos = torch.randint(0, n_pool, (B, sum(sizes)), generator=generator, device=dev)
+    pos = rng.randint(n_pool, sum(sizes))
     l_ref = l_hard.gather(1, pos)  # (B, R) q . n with gradient n
     idx_ref = hard.gather(1, pos)  # (B, R) queue rows
     l1, l2, l3i, l3j, l4, l5, l6 = l_ref.split(sizes, dim=1)
     i1, i2, i3i, i3j, i4, i5, i6 = idx_ref.split(sizes, dim=1)
-    alpha = _uniform((B, n1), cfg.alpha_range, q, generator)
-    beta = _uniform((B, n2), cfg.beta_range, q, generator)
-    gamma = _uniform((B, n3), cfg.gamma_range, q, generator)
-    eps = torch.randn((B, n4, d), generator=generator, device=dev, dtype=dt).mul_(cfg.sigma)
+    alpha = rng.uniform(n1, cfg.alpha_range)
+    beta = rng.uniform(n2, cfg.beta_range)
+    gamma = rng.uniform(n3, cfg.gamma_range)
+    eps = rng.normal(n4, d, cfg.sigma)
 
     q_ = q.detach()
     q_self = (q * q_).sum(1, keepdim=True)  # q . q_, gradient q_

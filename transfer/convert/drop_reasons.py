@@ -18,7 +18,8 @@ from transfer.convert.report import DroppedGroup
 # (component pattern, reason); matched with re.fullmatch, first match wins.
 _REASONS: tuple[tuple[str, str], ...] = (
     (r"encoder_k|momentum_encoder|momentum_backbone|backbone_momentum|target_net|target_backbone"
-     r"|teacher_backbone|model_ema|ema_model|encoder_ema|ema", "momentum/EMA encoder (a copy of the backbone; the online one is kept)"),
+     r"|teacher_backbone|model_ema|ema_model|encoder_ema|ema",
+     "momentum/EMA encoder (a copy of the backbone; the online one is kept)"),
     (r"queue\w*|memory_bank|bank|bank_ptr", "negative-sample queue / memory bank"),
     (r"predictor|prediction_head|prediction_head_momentum", "predictor head"),
     (r"prototypes\d*", "clustering prototypes"),

@@ -1,0 +1,148 @@
+"""``convert_checkpoint``: read, recognise, check, translate, then (and only then) write.
+
+All checks run before anything touches the destination, so a failed
+conversion leaves no output behind; see :mod:`transfer.convert` for the
+formats and the guarantees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synco.errors import UserError
+from transfer.convert.detect import detect
+from transfer.convert.drop_reasons import BATCH_COUNTERS
+from transfer.convert.layouts import DINO_BRANCHES
+from transfer.convert.mapping import MappedBackbone, map_backbone
+from transfer.convert.reading import load_checkpoint
+from transfer.convert.report import ConversionReport
+from transfer.convert.resnet_spec import batch_counter_names, reference_shapes, required_names
+from transfer.convert.settings import (
+    TORCHVISION_STYLE,
+    input_style,
+    is_torchvision_style,
+    render_sidecar,
+    sidecar_path,
+    with_arch,
+)
+from transfer.convert.writers import (
+    detectron2_payload,
+    pickle_writer,
+    text_writer,
+    torch_writer,
+    torchvision_payload,
+    write_all,
+)
+
+OUTPUT_KINDS = {"d2": "detectron2 .pkl", "torchvision": "torchvision state dict"}
+
+
+def _check_destination(dst: Path, to: str, overwrite: bool) -> list[Path]:
+    """The paths this conversion will create, after refusing ones it must not touch."""
+    if to == "d2" and dst.suffix != ".pkl":
+        raise UserError(f"--to d2 writes a detectron2 pickle, whose name must end in .pkl (got {dst}); "
+                        "detectron2 only reads numpy weights from .pkl files")
+    if not dst.parent.is_dir():
+        raise UserError(f"output directory does not exist: {dst.parent}")
+    paths = [dst, sidecar_path(dst)] if to == "d2" else [dst]
+    existing = [str(path) for path in paths if path.exists()]
+    if existing and not overwrite:
+        raise UserError(f"{', '.join(existing)} already exists; pass --overwrite to replace it")
+    return paths
+
+
+def _torchvision_counters(backbone: MappedBackbone) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """BatchNorm step counters for a torchvision output: the source's, or 0 where it has none."""
+    counters = dict(backbone.counters)
+    absent = [name for name in batch_counter_names(backbone.arch.depth) if name not in counters]
+    for name in absent:
+        counters[name] = torch.zeros((), dtype=torch.long)
+    notes = [f"*.num_batches_tracked ({len(absent)} tensors): set to 0, the source has none"] if absent else []
+    return counters, notes
+
+
+def _refuse_non_torchvision_style(settings: dict[str, Any], src: Path) -> None:
+    """A torchvision ResNet takes RGB and strides in the 3x3 conv; other weights would compute something else."""
+    if is_torchvision_style(settings):
+        return
+    raise UserError(
+        f"{src} holds weights for an MSRA/Caffe-style ResNet (INPUT.FORMAT {settings.get('INPUT.FORMAT')}, "
+        f"STRIDE_IN_1X1 {settings.get('MODEL.RESNETS.STRIDE_IN_1X1')}: detectron2's defaults for a file without a "
+        "settings sidecar); a torchvision ResNet takes RGB with the stride in the 3x3 conv, so the export would "
+        f"compute something else. If these are torchvision-style weights, write {sidecar_path(src)} with "
+        "`detectron2: {INPUT.FORMAT: RGB, MODEL.RESNETS.STRIDE_IN_1X1: false}`"
+    )
+
+
+def convert_checkpoint(
+    src: str | Path,
+    dst: str | Path | None = None,
+    *,
+    to: str = "d2",
+    fmt: str | None = None,
+    dino_branch: str = "teacher",
+    overwrite: bool = False,
+    trust_pickle: bool = False,
+) -> ConversionReport:
+    """Convert the ResNet backbone in ``src`` to detectron2 (``to="d2"``) or torchvision form.
+
+    ``dst=None`` checks and reports without writing. ``fmt`` forces a source
+    format (see ``FORMAT_NAMES``); ``dino_branch`` picks DINO's teacher or
+    student; ``trust_pickle`` allows full unpickling (see ``reading``).
+    Raises ``UserError`` (and writes nothing) unless every tensor of the
+    inferred architecture is mapped with the right shape.
+    """
+    if to not in OUTPUT_KINDS:
+        raise UserError(f"unknown output kind {to!r}; choose one of: {', '.join(OUTPUT_KINDS)}")
+    if dino_branch not in DINO_BRANCHES:
+        raise UserError(f"--dino-branch must be one of {', '.join(DINO_BRANCHES)}, not {dino_branch!r}")
+    src = Path(src)
+    dst = Path(dst) if dst is not None else None
+    if dst is not None:
+        _check_destination(dst, to, overwrite)
+
+    loaded = load_checkpoint(src, trust_pickle=trust_pickle)
+    found = detect(loaded.obj, fmt, dino_branch)
+    backbone = map_backbone(found.flat, found.layout, found.classified)
+    arch = backbone.arch
+    style = input_style(loaded.obj, src) if found.layout.name == "detectron2" else dict(TORCHVISION_STYLE)
+    settings = with_arch(style, arch.depth)
+
+    report = ConversionReport(
+        input_path=str(src),
+        input_sha256=loaded.sha256,
+        format=found.layout.name,
+        format_description=found.layout.description,
+        arch=arch.name,
+        block=arch.block,
+        mapped=len(backbone.tensors),
+        expected=len(required_names(arch.depth)),
+        output_kind=OUTPUT_KINDS[to],
+        container=" -> ".join(found.container) or "top level",
+        ignored_entries=found.ignored_entries,
+    )
+    outputs: list[tuple[Path, Any]] = []
+    if to == "d2":
+        if backbone.counters:
+            backbone.drops.add("*.num_batches_tracked", BATCH_COUNTERS, len(backbone.counters))
+        report.settings = settings
+        if dst is not None:
+            source = {"path": str(src.resolve()), "sha256": loaded.sha256, "format": found.layout.name,
+                      "arch": arch.name}
+            outputs = [(dst, pickle_writer(detectron2_payload(backbone.tensors))),
+                       (sidecar_path(dst), text_writer(render_sidecar(settings, source)))]
+            report.sidecar_path = str(sidecar_path(dst))
+    else:
+        _refuse_non_torchvision_style(settings, src)
+        counters, report.filled = _torchvision_counters(backbone)
+        if dst is not None:
+            payload = torchvision_payload(backbone.tensors, counters, list(reference_shapes(arch.depth)))
+            outputs = [(dst, torch_writer(payload))]
+    report.dropped = backbone.drops.groups()
+    if outputs:
+        write_all(outputs)
+        report.output_path = str(dst)
+    return report

@@ -1,0 +1,128 @@
+"""Recognise which checkpoint format a loaded file is, or say clearly why none fits.
+
+A layout fits when its marker (if any) holds, one of its containers is a
+mapping of tensors, and under its prefixes at least one residual-stage tensor
+translates to a canonical name. Layouts are tried in the order of
+:func:`transfer.convert.layouts.layouts`; ``--format`` skips the search and
+the marker but still demands a backbone. Files nothing fits get a message
+with the keys that were seen, and known non-ResNet layouts (Caffe2 blob
+names, Vision Transformers) get a message of their own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from synco.errors import UserError
+from transfer.convert.layouts import ALIASES, FORMAT_NAMES, Layout, find_container, layouts
+from transfer.convert.mapping import Classified, classify, is_tensor
+
+_CAFFE2 = re.compile(r"^(?:conv1_w|res_conv1_bn_[sb]|res\d+_\d+_branch\w+)$")
+_VIT = frozenset({"patch_embed", "cls_token", "pos_embed", "blocks"})
+
+
+@dataclass
+class Detected:
+    """The layout that fits, and the state dict it was found in."""
+
+    layout: Layout
+    container: tuple[str, ...]
+    flat: dict[str, Any]
+    classified: Classified
+    ignored_entries: list[str]
+
+
+def _tensors_in(node: Any) -> dict[str, Any]:
+    if not isinstance(node, Mapping):
+        return {}
+    return {str(key): value for key, value in node.items() if is_tensor(value)}
+
+
+def _try(obj: Any, layout: Layout, use_marker: bool) -> Detected | None:
+    top = obj if isinstance(obj, Mapping) else {}
+    for path in layout.containers:
+        flat = _tensors_in(find_container(obj, path))
+        if not flat:
+            continue
+        if use_marker and layout.marker is not None and not layout.marker(top, flat):
+            continue
+        classified = classify(flat, layout)
+        if classified.has_backbone:
+            ignored = [str(key) for key in top if path and key != path[0]]
+            return Detected(layout, path, flat, classified, ignored)
+    return None
+
+
+def resolve_format(name: str) -> str:
+    """Canonical format name for ``name`` (aliases like ``timm`` accepted)."""
+    name = ALIASES.get(name, name)
+    if name not in FORMAT_NAMES:
+        raise UserError(f"unknown format {name!r}; choose one of: {', '.join(FORMAT_NAMES + tuple(ALIASES))}")
+    return name
+
+
+def detect(obj: Any, forced: str | None = None, dino_branch: str = "teacher") -> Detected:
+    """Find the layout of a loaded checkpoint (``forced``: a format name to use instead of searching)."""
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.state_dict()
+    if forced is not None:
+        name = resolve_format(forced)
+        layout = next(layout for layout in layouts(dino_branch) if layout.name == name)
+        found = _try(obj, layout, use_marker=False)
+        if found is None:
+            raise UserError(f"--format {name}: no ResNet backbone where {layout.description} keeps it; {_seen(obj)}")
+        return found
+    for layout in layouts(dino_branch):
+        found = _try(obj, layout, use_marker=True)
+        if found is not None:
+            return found
+    _refuse_known_non_resnets(obj)
+    raise UserError(
+        f"unrecognised checkpoint layout: no known format finds a ResNet backbone; {_seen(obj)}; "
+        f"known formats: {', '.join(FORMAT_NAMES)} (force one with --format)"
+    )
+
+
+def _tensor_mappings(
+    obj: Any, path: tuple[str, ...] = (), depth: int = 0
+) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Every mapping (up to 4 levels deep) that directly holds tensors, with its key path."""
+    if not isinstance(obj, Mapping) or depth > 4:
+        return
+    tensors = _tensors_in(obj)
+    if tensors:
+        yield path, tensors
+    for key, value in obj.items():
+        if isinstance(value, Mapping):
+            yield from _tensor_mappings(value, path + (str(key),), depth + 1)
+
+
+def _seen(obj: Any) -> str:
+    if not isinstance(obj, Mapping):
+        return f"the file holds a {type(obj).__name__}, not a dict"
+    top = ", ".join(str(key) for key in list(obj)[:8]) or "none"
+    found = sorted(_tensor_mappings(obj), key=lambda item: -len(item[1]))
+    if not found:
+        return f"top-level keys: {top}; no tensors found"
+    path, tensors = found[0]
+    where = " -> ".join(path) or "top level"
+    return f"top-level keys: {top}; first tensor names ({where}): {', '.join(list(tensors)[:6])}"
+
+
+def _refuse_known_non_resnets(obj: Any) -> None:
+    for _, tensors in _tensor_mappings(obj):
+        caffe2 = [key for key in tensors if _CAFFE2.match(key)]
+        if caffe2:
+            raise UserError(
+                f"Caffe2/Detectron1 blob names ({', '.join(caffe2[:3])}): give this file to detectron2 directly "
+                "as MODEL.WEIGHTS (it converts these itself, with its default BGR / STRIDE_IN_1X1 settings); "
+                "synco convert does not translate them"
+            )
+        vit = [key for key in tensors if _VIT & set(key.split("."))]
+        if vit:
+            raise UserError(f"this looks like a Vision Transformer ({', '.join(vit[:3])}), not a ResNet")

@@ -1,0 +1,131 @@
+"""Read a checkpoint file without running code from it, unless the user says to.
+
+Safety vs compatibility, the choice made here:
+
+* PyTorch files are read with ``torch.load(weights_only=True)``, which only
+  rebuilds tensors and plain containers. A few harmless types that real
+  checkpoints carry are allow-listed: ``argparse.Namespace`` (DINO and
+  timm store their args) and numpy arrays/scalars/dtypes.
+* Detectron2/Caffe2 ``.pkl`` files are plain pickles (``encoding="latin1"``
+  for old Python 2 pickles) read by an unpickler that resolves only numpy
+  array reconstruction, ``OrderedDict`` and ``_codecs.encode``.
+* There is no silent fallback to full unpickling: a file that needs more
+  (e.g. a Lightning checkpoint whose hyper-parameters are an ``AttributeDict``)
+  fails with the offending global named, and ``trust_pickle=True``
+  (``--trust-pickle``) re-reads it with ``weights_only=False`` / plain pickle.
+  Unpickling can run arbitrary code, so that must be the user's decision
+  about a file whose origin they know.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synco.errors import UserError
+
+_PICKLE_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("collections", "OrderedDict"),
+    ("_codecs", "encode"),
+}
+_BLOCKED = re.compile(r"Weights only load failed|GLOBAL |is not allowed")
+_GLOBAL_NAME = re.compile(r"GLOBAL ([\w.]+)|global '([\w.]+)'|but got <class '([\w.]+)'>")
+_TRUST_HINT = (
+    "unpickling it could run arbitrary code, so this is off by default; "
+    "if you trust where the file came from, re-run with --trust-pickle"
+)
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A checkpoint's contents with the hash of the exact bytes read."""
+
+    obj: Any
+    sha256: str
+    reader: str
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler for detectron2 .pkl files: numpy arrays in dicts, nothing executable."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _PICKLE_ALLOWED or (module == "numpy.dtypes" and name.endswith("DType")):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+
+
+def _torch_safe_globals() -> list[Any]:
+    allowed: list[Any] = [argparse.Namespace, np.ndarray, np.dtype]
+    multiarray = getattr(np, "_core", None) or np.core
+    allowed += [multiarray.multiarray._reconstruct, multiarray.multiarray.scalar]
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25: one class per dtype (UInt32DType, ...)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith("DType") and name != "ObjectDType"]
+    return allowed
+
+
+def _load_torch(path: Path, trust_pickle: bool) -> Any:
+    if trust_pickle:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    serialization = torch.serialization
+    if not hasattr(serialization, "safe_globals"):  # torch 2.4: only the process-wide allow-list exists
+        serialization.add_safe_globals(_torch_safe_globals())
+        return torch.load(path, map_location="cpu", weights_only=True)
+    with serialization.safe_globals(_torch_safe_globals()):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _load_pickle(path: Path, trust_pickle: bool) -> Any:
+    with path.open("rb") as handle:
+        if trust_pickle:
+            return pickle.load(handle, encoding="latin1")
+        return _NumpyOnlyUnpickler(handle, encoding="latin1").load()
+
+
+def _blocked_global(exc: Exception) -> str:
+    match = _GLOBAL_NAME.search(str(exc))
+    return next(group for group in match.groups() if group) if match else "objects other than tensors"
+
+
+def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> LoadedCheckpoint:
+    """Load ``path`` on the CPU (see the module docstring for what is and is not unpickled)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"input checkpoint not found: {path}")
+    sha = sha256_of(path)
+    as_pickle = path.suffix == ".pkl" and not zipfile.is_zipfile(path)
+    reader = "pickle" if as_pickle else "torch.load"
+    try:
+        obj = _load_pickle(path, trust_pickle) if as_pickle else _load_torch(path, trust_pickle)
+    except pickle.UnpicklingError as exc:
+        if not trust_pickle and _BLOCKED.search(str(exc)):
+            raise UserError(f"{path} stores {_blocked_global(exc)}, not just weights; {_TRUST_HINT}") from exc
+        raise UserError(f"cannot read {path} ({reader}): {str(exc).splitlines()[0][:200]}") from exc
+    except (OSError, EOFError, RuntimeError, ValueError, ModuleNotFoundError, AttributeError) as exc:
+        raise UserError(f"cannot read {path} as a checkpoint ({reader}): {str(exc).splitlines()[0][:200]}") from exc
+    return LoadedCheckpoint(obj, sha, reader)
