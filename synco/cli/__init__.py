@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     # detectron2 still decorates a few functions with torch.jit.script; the
     # deprecation notice is not the user's to act on.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated", category=UserWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -25,7 +25,7 @@ settings the weights need (INPUT.FORMAT, PIXEL_MEAN/STD, STRIDE_IN_1X1, ...).
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "convert",
-        help="convert a ResNet checkpoint to Detectron2 or torchvision weights (100% backbone coverage or fail)",
+        help="convert a ResNet checkpoint to Detectron2 or torchvision weights (100%% backbone coverage or fail)",
         description="Convert the ResNet backbone of a pretraining checkpoint to Detectron2 or torchvision weights.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
