@@ -36,6 +36,7 @@ class PretrainConfig:
     synthesis: dict[str, Any] = field(default_factory=dict)  # overrides of the method's SynthesisConfig
     data: str = ""  # ImageFolder root (ImageNet layout) or a toy world root
     image_size: int = 224
+    crop_min: float = 0.2  # RandomResizedCrop's smallest scale (MoCo v2: 0.2)
     workers: int = 8
     epochs: int = 200
     batch_size: int = 256  # global, over all processes
@@ -60,7 +61,8 @@ class PretrainConfig:
         if unknown:
             raise UserError(f"unknown synthesis setting(s) {', '.join(sorted(unknown))}; "
                             f"known: {', '.join(sorted(fields))}.")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in self.synthesis.items()}
+        values = {k: tuple(_typed(f"synthesis.{k}", 0.0, x) for x in v) if isinstance(v, (list, tuple))
+                  else _typed(f"synthesis.{k}", getattr(base, k), v) for k, v in self.synthesis.items()}
         try:
             cfg = dataclasses.replace(base, **values)
         except (TypeError, ValueError) as exc:
@@ -96,17 +98,24 @@ class PretrainConfig:
             raise UserError(f"bn_splits {self.bn_splits} does not divide the per-process batch {per_process}.")
         if self.schedule not in ("cosine", "step"):
             raise UserError(f"unknown schedule {self.schedule!r}; choose cosine or step.")
+        if not 0 < self.crop_min <= 1:
+            raise UserError(f"crop_min must be in (0, 1], got {self.crop_min}.")
         if self.epochs < 1 or self.image_size < 16 or self.temperature <= 0 or not 0 <= self.momentum < 1:
             raise UserError("epochs >= 1, image_size >= 16, temperature > 0 and 0 <= momentum < 1 are required.")
         self.synthesis_config()
 
     def resolved_bn_splits(self, world_size: int) -> int:
+        """Split-BN slices on one device: like MoCo's 8 GPUs, but never slices of
+        fewer than 16 images; at least 2 so that shuffle-BN still separates a
+        query's statistics from its key's. Under DDP each process is a slice."""
         if self.bn_splits:
             return self.bn_splits
         if world_size > 1:
             return 1
-        per_process = self.batch_size
-        return next(s for s in (8, 4, 2, 1) if per_process % s == 0 and per_process // s >= 2 or s == 1)
+        for splits in (8, 4, 2):
+            if self.batch_size % splits == 0 and self.batch_size // splits >= 16:
+                return splits
+        return 2 if self.batch_size % 2 == 0 and self.batch_size >= 4 else 1
 
     def lr_at(self, epoch_progress: float) -> float:
         """Learning rate at a fractional epoch (MoCo v2: half-cosine, no warm-up)."""
@@ -170,13 +179,29 @@ def load_config(preset: str | None = None, overrides: list[str] | None = None) -
         if unknown:
             raise UserError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}.")
     values = apply_overrides(values, overrides or [])
-    cfg = PretrainConfig(**values)
-    for f in dataclasses.fields(PretrainConfig):
-        default = getattr(PretrainConfig(), f.name)
-        value = getattr(cfg, f.name)
-        if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, str):
-            raise UserError(f"setting {f.name} must be a number, got {value!r}.")
-    return cfg
+    defaults = PretrainConfig()
+    for name, value in values.items():
+        values[name] = _typed(name, getattr(defaults, name), value)
+    return PretrainConfig(**values)
+
+
+def _typed(name: str, default: Any, value: Any) -> Any:
+    """Coerce ``value`` to the type of the setting's default (YAML reads ``1e30`` as text)."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"setting {name} must be true or false, got {value!r}.")
+    if isinstance(default, (int, float)):
+        try:
+            number = float(value) if isinstance(default, float) else int(value)
+        except (TypeError, ValueError):
+            raise UserError(f"setting {name} must be a number, got {value!r}.") from None
+        if isinstance(default, int) and number != float(value):
+            raise UserError(f"setting {name} must be a whole number, got {value!r}.")
+        return number
+    if isinstance(default, str):
+        return str(value)
+    return value
 
 
 def config_from_dict(values: dict[str, Any]) -> PretrainConfig:

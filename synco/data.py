@@ -42,11 +42,11 @@ class RandomGaussianBlur:
         return f"RandomGaussianBlur(sigma={self.sigma})"
 
 
-def aug_plus(image_size: int = 224) -> T.Compose:
+def aug_plus(image_size: int = 224, crop_min: float = 0.2) -> T.Compose:
     """MoCo v2's augmentation ("aug+"): crop 0.2-1, jitter 0.4/0.4/0.4/0.1 p=0.8,
     grayscale p=0.2, blur p=0.5, horizontal flip."""
     return T.Compose([
-        T.RandomResizedCrop(image_size, scale=(0.2, 1.0)),
+        T.RandomResizedCrop(image_size, scale=(crop_min, 1.0)),
         T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
         T.RandomGrayscale(p=0.2),
         T.RandomApply([RandomGaussianBlur((0.1, 2.0))], p=0.5),
@@ -72,7 +72,7 @@ def resolve_image_folder(root: str | os.PathLike) -> Path:
 class TwoViews(Dataset):
     """Two aug-plus views of each image; indexed by ``(index, epoch)``."""
 
-    def __init__(self, root: str | os.PathLike, image_size: int, seed: int = 0):
+    def __init__(self, root: str | os.PathLike, image_size: int, seed: int = 0, crop_min: float = 0.2):
         folder = resolve_image_folder(root)
         try:
             self.images = ImageFolder(str(folder))
@@ -80,7 +80,7 @@ class TwoViews(Dataset):
             raise UserError(f"no images found under {folder} ({str(exc).splitlines()[0]}).") from None
         if len(self.images) == 0:
             raise UserError(f"no images found under {folder}.")
-        self.transform = aug_plus(image_size)
+        self.transform = aug_plus(image_size, crop_min)
         self.seed = seed
         self.root = folder
 

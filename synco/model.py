@@ -119,15 +119,17 @@ class MomentumContrast(nn.Module):
         return k_shuffled[torch.argsort(perm)].view(world, batch, -1)[rank]
 
     def forward(self, im_q: Tensor, im_k: Tensor, epoch: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
-        q = F.normalize(self.encoder_q(im_q).float(), dim=1)
+        dtype = self.queue.keys.dtype  # the head runs in the queue's precision, even under autocast
+        q = F.normalize(self.encoder_q(im_q).to(dtype), dim=1)
         with torch.no_grad():
             self._momentum_update()
-            k = F.normalize(self._shuffled_keys(im_k).float(), dim=1)
+            k = F.normalize(self._shuffled_keys(im_k).to(dtype), dim=1)
         rank, world = _world()
         # Under DDP every rank draws the synthesis randomness of the whole global
         # batch and keeps its own rows, so the draws do not depend on the world size.
         extra = {"rows": (rank * q.shape[0], world * q.shape[0])} if world > 1 else {}
-        loss, _, diag = info_nce(q, k, self.queue, self.temperature, self.synthesis, epoch,
-                                 self.generator, **extra)
+        with torch.autocast(q.device.type, enabled=False):
+            loss, _, diag = info_nce(q, k, self.queue, self.temperature, self.synthesis, epoch,
+                                     self.generator, **extra)
         self.queue.enqueue(gather(k))
         return loss, diag

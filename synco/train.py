@@ -111,7 +111,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     cfg.validate(world)
     torch.manual_seed(cfg.seed + rank)
 
-    dataset = TwoViews(cfg.data, cfg.image_size, cfg.seed)
+    dataset = TwoViews(cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
     model = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature,
                              cfg.synthesis_config(), bn_splits=cfg.resolved_bn_splits(world), seed=cfg.seed)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -138,7 +138,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
 
     net = model
     if world > 1:
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ["queue.keys", "queue.ptr"])
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ["queue.keys", "queue.ptr", "queue._spare"])
         net = DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
     logger = MetricsLogger(output, enabled=rank == 0, resume_global_step=global_step if found else None)
     config_dict = cfg.to_dict()

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-# Tests run on 2 CPU cores; keep torch from oversubscribing them.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 SMALL_TOY = dict(seed=7, size=96, count=16, det_train=24, det_test=12, max_objects=4)
 

@@ -16,7 +16,7 @@ from synco import __version__
 from synco.errors import UserError
 
 # Order is the order shown in ``synco --help``.
-COMMANDS = ["data", "doctor", "pretrain", "convert", "demo"]
+COMMANDS = ["data", "doctor", "pretrain", "convert", "transfer", "tabulate", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated", category=UserWarning)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may follow or precede options; argparse only collects
+    # them in one contiguous run, so the rest are picked up here.
+    if extra:
+        if isinstance(getattr(args, "overrides", None), list) and all(
+                "=" in e and not e.startswith("-") for e in extra):
+            args.overrides += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result = args.func(args)
     except UserError as exc:

@@ -1,0 +1,86 @@
+"""``synco tabulate RUN_DIR...``: run records to the tables (and plots) this field publishes.
+
+Thin over :mod:`results`; pandas and matplotlib are imported only when the
+command runs, so ``synco --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from synco.errors import UserError
+
+FORMATS = ("md", "tex", "csv", "json")  # kept equal to results.render.FORMATS (tested)
+
+_EPILOG = """\
+Every run_record.json under RUN_DIR is read. Rows: one per method key
+(method-<epochs>ep), averaged over seeds; runs off protocol get rows of their
+own. Failed, partial and corrupt records are listed as skipped, never averaged.
+Δ is against --baseline with a 95% Welch CI; ≈ marks a Δ within run-to-run
+noise (the rule is printed under every table). Published numbers from
+results/published.csv appear as "reported" rows beside matching tasks.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "tabulate",
+        help="turn transfer run records into Markdown/LaTeX/CSV/JSON tables and plots",
+        description="Aggregate transfer run records into per-task tables: mean ± std over seeds, "
+                    "Δ against a baseline with a 95% confidence interval, and the published numbers beside them.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="folder searched recursively for run_record.json")
+    parser.add_argument("--baseline", default="mocov2-200ep", metavar="KEY",
+                        help="method key the Δ columns compare against (default: mocov2-200ep)")
+    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="md", help="table format (default: md)")
+    parser.add_argument("--output", metavar="FILE", help="write the table to FILE instead of stdout")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="also write one figure per task: FILE-<task>.png and .svg (a .png/.svg suffix is dropped)")
+    parser.add_argument("--no-published", action="store_true", help="leave out the reported (published) rows")
+    parser.add_argument("--digits", type=int, default=2, choices=range(0, 5), metavar="N",
+                        help="decimals for measured numbers, 0-4 (default: 2)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from results.aggregate import build_report, collect
+    from results.records import RECORD_NAME, find_records
+    from results.render import render
+
+    missing = [d for d in args.run_dirs if not Path(d).exists()]
+    if missing:
+        raise UserError(f"no such file or folder: {', '.join(missing)}")
+    if not find_records(args.run_dirs):
+        raise UserError(f"no {RECORD_NAME} found under {', '.join(args.run_dirs)}; "
+                        "point RUN_DIR at the output folders of synco transfer")
+    published = None
+    if not args.no_published:
+        from results.published import load_published
+
+        published = load_published()
+    report = build_report(collect(args.run_dirs), baseline=args.baseline, published=published)
+    text = render(report, args.fmt, digits=args.digits)
+    if args.output:
+        from synco.atomic import atomic_write_text
+
+        atomic_write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    written = []
+    if args.plot:
+        from results.plots import write_plots
+
+        written = write_plots(report, args.plot)
+    used = sum(r.n or 0 for t in report.tables for r in t.rows if r.kind == "reproduced")
+    if args.output or written:
+        targets = ([args.output] if args.output else []) + [str(p) for p in written]
+        print(f"wrote {', '.join(targets)}", file=sys.stderr)
+    print(f"{used} run(s) tabulated, {len(report.skipped)} skipped", file=sys.stderr)
+    if args.fmt == "csv":
+        for skip in report.skipped:
+            print(f"skipped {skip.path}: {skip.reason}", file=sys.stderr)
+    return 0

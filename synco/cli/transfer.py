@@ -1,0 +1,88 @@
+"""``synco transfer``: fine-tune weights with Detectron2 under the MoCo R50-C4 protocol and record the run.
+
+Thin over :func:`transfer.run.run_transfer`; detectron2 and torch are imported
+only when the command runs, so ``synco --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from transfer.tasks import TASKS
+
+_EPILOG = "tasks:\n" + "\n".join(f"  {name:9s} {task.description} ({task.config_file})"
+                                   for name, task in TASKS.items()) + """
+
+weights: a pretraining checkpoint (converted on the fly into OUTPUT/weights/ by
+synco convert's 100%-coverage converter), a detectron2 .pkl, 'random' (no
+pretraining) or 'msra' (detectron2's supervised ImageNet R-50; or pass a local
+R-50.pkl). Input settings (RGB/BGR, pixel mean/std, stride) come from the weights.
+
+KEY VALUE pairs override the task's config exactly like detectron2's --opts,
+e.g. SOLVER.MAX_ITER 100; every protocol setting that differs is listed under
+protocol_deviations in OUTPUT/run_record.json. SynCo's repository fine-tuned
+VOC with SOLVER.BASE_LR 0.01 instead of MoCo's 0.02: --lr-synco-repo.
+
+datasets: VOC and COCO tasks read detectron2's layout under --dataset-root or
+$DETECTRON2_DATASETS (VOC2007/, VOC2012/, coco/annotations + images); toy tasks
+read a toy world (--dataset-root, $SYNCO_TOY_ROOT or runs/toy-world).
+A finished run with the same config is not redone (exit 0) unless --force.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "transfer",
+        help="fine-tune weights on VOC / COCO (or the toy world) with Detectron2, as the papers did",
+        description="Fine-tune a ResNet-50 with Detectron2 (Faster/Mask R-CNN R50-C4, the MoCo protocol) "
+                    "and write OUTPUT/run_record.json.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--task", required=True, choices=list(TASKS), help="the protocol to run")
+    parser.add_argument("--weights", required=True, metavar="W",
+                        help="checkpoint file, detectron2 .pkl, 'random' or 'msra'")
+    parser.add_argument("--output", metavar="DIR",
+                        help="run folder (default: runs/transfer/TASK/LABEL-seedS)")
+    parser.add_argument("--num-gpus", type=int, metavar="N", help="processes per machine (default: all GPUs, or 1)")
+    parser.add_argument("--num-machines", type=int, default=1, metavar="M")
+    parser.add_argument("--machine-rank", type=int, default=0, metavar="R")
+    parser.add_argument("--dist-url", default="auto", metavar="U",
+                        help="rendezvous URL for multi-machine runs, e.g. tcp://HOST:PORT (default: auto, one machine)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="detectron2's SEED (default: 0)")
+    parser.add_argument("--resume", action="store_true", help="continue an unfinished run from its last checkpoint")
+    parser.add_argument("--force", action="store_true", help="redo a finished run / discard an unfinished one")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (GPU only; a protocol deviation)")
+    parser.add_argument("--method", metavar="LABEL",
+                        help="method label for the record (default: from the checkpoint, else the file name)")
+    parser.add_argument("--evaluator", choices=["pycocotools", "faster-coco-eval"], default="pycocotools",
+                        help="COCO AP implementation (default: the official pycocotools)")
+    parser.add_argument("--dataset-root", metavar="DIR", help="folder holding the datasets (see below)")
+    parser.add_argument("--lr-synco-repo", action="store_true",
+                        help="VOC: SOLVER.BASE_LR 0.01 as in SynCo's repository (MoCo's protocol: 0.02)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="allow full unpickling of the weights (can run code; only for files you trust)")
+    parser.add_argument("--quiet", action="store_true", help="log to OUTPUT/log.txt only")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
+                        help="detectron2 config overrides")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from transfer.run import run_transfer
+
+    record = run_transfer(
+        args.task, args.weights, args.output,
+        num_gpus=args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+        dist_url=args.dist_url, seed=args.seed, resume=args.resume, force=args.force, amp=args.amp,
+        method=args.method, evaluator=args.evaluator, dataset_root=args.dataset_root,
+        lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
+    )
+    summary = {task: {k: record["metrics"][task].get(k) for k in ("AP", "AP50", "AP75")}
+               for task in (record.get("metrics") or {})}
+    print(f"{record['status']}: {record['task']} {record['method']} "
+          f"({record['iterations']['done']}/{record['iterations']['planned']} iterations) {json.dumps(summary)}")
+    if record["protocol_deviations"]:
+        print(f"protocol deviations: {', '.join(record['protocol_deviations'])}")
+    return 0

@@ -1,0 +1,98 @@
+"""``results/published.csv`` holds exactly the agreed numbers, each with its source, and loads strictly."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from results.published import COLUMNS, PublishedError, load_published, parse_published, published_for_task
+
+MOCO_DET = "facebookresearch/moco detection/README.md"
+SYNCO_DET = "giakoumoglou/synco detection/README.md"
+VOC_ROWS = {  # (method, epochs): (AP50, AP, AP75, source)
+    ("supervised", None): (81.3, 53.5, 58.8, MOCO_DET),
+    ("mocov1", 200): (81.5, 55.9, 62.6, MOCO_DET),
+    ("mocov2", 200): (82.4, 57.0, 63.6, MOCO_DET),
+    ("mocov2", 800): (82.5, 57.4, 64.0, MOCO_DET),
+    ("synco", 200): (82.6, 57.2, 63.9, SYNCO_DET),
+    ("synco", 800): (82.8, 57.4, 64.0, SYNCO_DET),
+}
+
+
+def _expected() -> set[tuple]:
+    rows = set()
+    for (method, epochs), (ap50, ap, ap75, source) in VOC_ROWS.items():
+        for metric, value in (("bbox.AP50", ap50), ("bbox.AP", ap), ("bbox.AP75", ap75)):
+            rows.add((method, epochs, "voc", metric, value, "absolute", source))
+    rows |= {
+        ("mocov2", 200, "imagenet-linear", "top1", 67.5, "absolute", "facebookresearch/moco README.md"),
+        ("synco", 200, "imagenet-linear", "top1", 68.1, "absolute", "giakoumoglou/synco README.md"),
+        ("synco", 800, "imagenet-linear", "top1", 70.7, "absolute", "giakoumoglou/synco README.md"),
+        ("synco", 200, "imagenet-linear", "top1", 67.9, "absolute", "arXiv 2410.02401v3 abstract"),
+        ("synco", 200, "imagenet-linear", "top1", 67.9, "absolute", "arXiv 2410.02401v4 abstract"),
+    }
+    for version, bb, mk in (("v1", 40.4, 35.4), ("v3", 41.0, 35.7), ("v4", 40.9, 35.5)):
+        source = f"arXiv 2410.02401{version} abstract"
+        rows |= {("synco", None, "coco", "bbox.AP", bb, "absolute", source),
+                 ("synco", None, "coco", "segm.AP", mk, "absolute", source)}
+    rows |= {("synco", None, "coco", "bbox.AP", 1.0, "delta_vs_mocov2", "arXiv 2410.02401v7 abstract"),
+             ("synco", None, "coco", "segm.AP", 0.8, "delta_vs_mocov2", "arXiv 2410.02401v7 abstract")}
+    return rows
+
+
+def test_csv_holds_exactly_the_agreed_numbers():
+    frame = load_published()
+    got = {(r["method"], None if pd.isna(r["pretrain_epochs"]) else int(r["pretrain_epochs"]), r["task"],
+            r["metric"], r["value"], r["kind"], r["source"]) for r in frame.to_dict("records")}
+    assert got == _expected()
+    assert len(frame) == len(_expected())
+
+
+def test_caveats_are_in_the_notes():
+    frame = load_published()
+    notes = {(r.method, r.pretrain_epochs, r.task, r.metric, r.source): r.notes for r in frame.itertuples()}
+    assert "82.5 before a 2024-10-06 update" in notes[("synco", 200, "voc", "bbox.AP50", SYNCO_DET)]
+    assert "67.7/67.6/67.4/67.6/67.3" in notes[
+        ("mocov2", 200, "imagenet-linear", "top1", "facebookresearch/moco README.md")]
+    coco = frame[frame["task"] == "coco"]
+    assert coco["notes"].str.contains("schedule").all() and coco["version"].tolist() == ["v1"] * 2 + ["v3"] * 2 + [
+        "v4"] * 2 + ["v7"] * 2
+    assert (frame["source"].str.len() > 0).all() and (frame["version"].str.len() > 0).all()
+
+
+def test_published_rows_are_matched_to_tasks():
+    frame = load_published()
+    assert set(published_for_task(frame, "voc")["task"]) == {"voc"}
+    assert set(published_for_task(frame, "coco1x")["task"]) == {"coco"}
+    assert set(published_for_task(frame, "coco2x")["task"]) == {"coco"}
+    for task in ("voc12k", "toy-voc", "toy-coco"):
+        assert published_for_task(frame, task).empty
+
+
+HEADER = ",".join(COLUMNS)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("synco,200,voc,bbox.AP,57.2,absolute,,src,v1,", None),
+    ("synco,200,mnist,bbox.AP,57.2,absolute,,src,v1,", "unknown task"),
+    ("synco,200,voc,segm.AP,57.2,absolute,,src,v1,", "does not belong"),
+    ("synco,200,voc,bbox.AP,high,absolute,,src,v1,", "not a number"),
+    ("synco,200,voc,bbox.AP,57.2,relative,,src,v1,", "kind"),
+    ("synco,200,voc,bbox.AP,57.2,absolute,,,v1,", "source"),
+    ("synco,two,voc,bbox.AP,57.2,absolute,,src,v1,", "not an integer"),
+    ("synco,200,voc,bbox.AP,57.2,absolute,,src", "wrong number of fields"),
+])
+def test_malformed_csv_is_rejected(line, message):
+    if message is None:
+        assert parse_published(f"{HEADER}\n{line}\n").iloc[0]["value_text"] == "57.2"
+        return
+    with pytest.raises(PublishedError, match=message):
+        parse_published(f"{HEADER}\n{line}\n")
+
+
+def test_duplicates_and_wrong_header_are_rejected():
+    line = "synco,200,voc,bbox.AP,57.2,absolute,,src,v1,"
+    with pytest.raises(PublishedError, match="duplicate"):
+        parse_published(f"{HEADER}\n{line}\n{line}\n")
+    with pytest.raises(PublishedError, match="columns"):
+        parse_published("method,value\nsynco,1\n")

@@ -1,0 +1,110 @@
+"""Fine-tuning end to end on the toy world: train, evaluate, record, resume, fail on NaN.
+
+Each run is the real pipeline (converter -> R50-C4 with the extra-norm head
+-> DefaultTrainer -> PascalVOC / COCO evaluators) for a handful of
+iterations on tiny images; the numbers are meaningless, their presence and
+the record's bookkeeping are what is checked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synco.errors import UserError
+from tests.transfer.test_transfer_fixtures import (  # noqa: F401 - fixtures
+    RECORD_KEYS, assert_metrics, one_thread, r50_file, r50_pkl, tiny)
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+
+def read(output):
+    return json.loads((output / "run_record.json").read_text())
+
+
+def test_voc_faster_rcnn_converts_trains_evaluates_and_records(toy_root, r50_file, tmp_path):
+    from transfer.run import run_transfer
+
+    out = tmp_path / "voc"
+    record = run_transfer("toy-voc", str(r50_file), out, dataset_root=toy_root, opts=tiny(4), console=False)
+
+    assert record == read(out)
+    assert list(record) == RECORD_KEYS
+    assert record["schema"] == "synco-bench/transfer-run/1"
+    assert_metrics(record, ("bbox",))
+    assert record["iterations"] == {"done": 4, "planned": 4}
+    assert record["method"] == "tv_r50" and record["pretrain_epochs"] is None and record["seed"] == 0
+    assert record["weights"]["path"] == str(r50_file.resolve()) and len(record["weights"]["sha256"]) == 64
+    assert record["protocol_deviations"]["SOLVER.MAX_ITER"] == {"expected": 40, "actual": 4}
+    assert "SOLVER.BASE_LR" not in record["protocol_deviations"]
+    assert record["world_size"] == 1 and record["error"] is None
+    assert "Res5ROIHeadsExtraNorm" in record["config"]["dump"] and "INPUT:\n" in record["config"]["dump"]
+    assert (out / "weights" / "tv_r50.pkl").is_file() and (out / "weights" / "tv_r50.pkl.yaml").is_file()
+    assert (out / "model_final.pth").is_file() and (out / "log.txt").is_file()
+    # The self-supervised input settings came from the sidecar.
+    assert "FORMAT: RGB" in record["config"]["dump"] and "STRIDE_IN_1X1: false" in record["config"]["dump"]
+
+    # Same command again: nothing is re-run, the record is returned as it is.
+    again = run_transfer("toy-voc", str(r50_file), out, dataset_root=toy_root, opts=tiny(4), console=False)
+    assert again == record
+
+
+def test_coco_mask_rcnn_trains_evaluates_box_and_mask(toy_root, r50_pkl, tmp_path):
+    from transfer.run import run_transfer
+
+    out = tmp_path / "coco"
+    record = run_transfer("toy-coco", str(r50_pkl), out, dataset_root=toy_root, opts=tiny(3), method="mocov2",
+                          console=False)
+    assert_metrics(record, ("bbox", "segm"))
+    assert record["method"] == "mocov2"
+    assert record["iterations"] == {"done": 3, "planned": 3}
+    assert (out / "inference" / "coco_instances_results.json").is_file()
+
+
+def test_resume_continues_from_the_last_checkpoint(toy_root, r50_pkl, tmp_path, monkeypatch):
+    from detectron2.engine import HookBase
+
+    from transfer.engine import TransferTrainer
+    from transfer.run import run_transfer
+
+    class StopAfter(HookBase):
+        def after_step(self):
+            if self.trainer.iter == 3:
+                raise KeyboardInterrupt
+
+    build_hooks = TransferTrainer.build_hooks
+    monkeypatch.setattr(TransferTrainer, "build_hooks", lambda self: [*build_hooks(self), StopAfter()])
+    out = tmp_path / "resume"
+    opts = tiny(6, "SOLVER.CHECKPOINT_PERIOD", "2")  # checkpoints after iterations 1, 3 (and 5: final)
+    with pytest.raises(KeyboardInterrupt):
+        run_transfer("toy-voc", str(r50_pkl), out, dataset_root=toy_root, opts=opts, console=False)
+    stopped = read(out)
+    assert stopped["status"] == "interrupted" and stopped["metrics"] is None
+    assert stopped["iterations"] == {"done": 4, "planned": 6}
+    assert (out / "model_0000003.pth").is_file() and not (out / "model_final.pth").exists()
+
+    with pytest.raises(UserError, match="--resume"):  # an unfinished run is not silently restarted
+        run_transfer("toy-voc", str(r50_pkl), out, dataset_root=toy_root, opts=opts, console=False)
+
+    monkeypatch.setattr(TransferTrainer, "build_hooks", build_hooks)
+    record = run_transfer("toy-voc", str(r50_pkl), out, dataset_root=toy_root, opts=opts, resume=True,
+                          console=False)
+    assert_metrics(record, ("bbox",))
+    assert record["iterations"] == {"done": 6, "planned": 6}
+    log = (out / "log.txt").read_text()
+    assert "Starting training from iteration 4" in log
+
+
+def test_nan_loss_fails_the_run_with_a_clear_record(toy_root, r50_pkl, tmp_path):
+    from transfer.run import TransferFailed, run_transfer
+
+    out = tmp_path / "nan"
+    opts = tiny(5, "SOLVER.BASE_LR", "1e6", "SOLVER.WARMUP_ITERS", "0")
+    with pytest.raises(TransferFailed, match=r"loss became NaN or infinite at iteration \d") as caught:
+        run_transfer("toy-voc", str(r50_pkl), out, dataset_root=toy_root, opts=opts, console=False)
+    assert caught.value.exit_code != 0
+    record = read(out)
+    assert record["status"] == "failed" and record["metrics"] is None
+    assert "NaN" in record["error"] and 0 < record["iterations"]["done"] < 5
+    assert record["protocol_deviations"]["SOLVER.BASE_LR"] == {"expected": 0.005, "actual": 1e6}

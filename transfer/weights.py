@@ -1,0 +1,196 @@
+"""Turn ``--weights`` into what detectron2 loads, the input settings it needs, and a label.
+
+Why this is strict: a detector fine-tuned from weights that did not load (a
+wrong prefix, a ResNet-18, a lost settings sidecar) still trains and still
+prints an AP; only the number is wrong. So every file goes through the
+converter's 100%-coverage check, the depth must be 50 (the protocol is
+R50-C4), and the input settings come from the weights, never from a guess.
+
+``--weights`` may be:
+
+* ``random``: no pretraining (the random-init row); torchvision-style input,
+  like every self-supervised row, so only the initialisation differs;
+* ``msra``: detectron2's supervised ImageNet R-50 (``detectron2://ImageNetPretrained/MSRA/R-50.pkl``),
+  or a local copy of that Caffe2 file: BGR input, stride in the 1x1 conv;
+* a detectron2 ``.pkl`` (e.g. from ``synco convert``), used as is after the check;
+* any other checkpoint the converter reads; converted into ``OUTPUT/weights/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synco.errors import UserError
+from transfer.convert import convert_checkpoint, load_input_settings, sidecar_path
+from transfer.convert.reading import load_checkpoint, sha256_of
+from transfer.convert.settings import DETECTRON2_DEFAULT_STYLE, TORCHVISION_STYLE, with_arch
+
+logger = logging.getLogger(__name__)
+
+MSRA_CATALOG = "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
+PROTOCOL_DEPTH = 50
+_CHECKPOINT_SUFFIX = re.compile(r"(\.pth\.tar|\.pth|\.pt|\.ckpt|\.tar|\.bin|\.torch|\.pkl)$")
+_CAFFE2_BLOCK = re.compile(r"^res(\d)_(\d+)_branch2([abc])_w$")
+_CAFFE2_DEPTHS = {("bottleneck", (3, 4, 6, 3)): 50, ("bottleneck", (3, 4, 23, 3)): 101,
+                  ("bottleneck", (3, 8, 36, 3)): 152, ("basic", (2, 2, 2, 2)): 18, ("basic", (3, 4, 6, 3)): 34}
+
+
+@dataclass
+class PreparedWeights:
+    """Everything a run needs to know about its initialisation."""
+
+    model_weights: str  # cfg.MODEL.WEIGHTS ("" for random init)
+    input_settings: dict[str, Any]  # detectron2 keys -> values the weights need
+    path: str  # for the record: the file (or catalog name, or "random") the user gave
+    sha256: str | None
+    method: str
+    pretrain_epochs: int | None
+    conversion: dict[str, Any] | None = field(default=None)  # the converter's report, when it ran
+
+    def record(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256}
+
+
+def file_label(path: Path) -> str:
+    """``mocov2_800ep.pth.tar`` -> ``mocov2_800ep``."""
+    return _CHECKPOINT_SUFFIX.sub("", path.name) or path.name
+
+
+def _refuse_depth(depth: int | None, path: str) -> None:
+    if depth != PROTOCOL_DEPTH:
+        shown = f"ResNet-{depth}" if depth else "not a recognisable ResNet"
+        raise UserError(f"{path} holds a {shown}; the protocol is R50-C4 (a ResNet-50 backbone), "
+                        "so these weights cannot be compared with the papers' numbers")
+
+
+def _pretraining_metadata(obj: Any) -> tuple[str, int | None] | None:
+    """``(method, finished epochs)`` from one of this project's pretraining checkpoints."""
+    meta = obj.get("synco") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("method"), str):
+        return None
+    planned = (meta.get("config") or {}).get("epochs")
+    done = obj.get("epoch")
+    epochs = done if isinstance(done, int) else planned if isinstance(planned, int) else None
+    if isinstance(done, int) and isinstance(planned, int) and done < planned:
+        logger.warning("the pretraining checkpoint is from epoch %d of a planned %d", done, planned)
+    return meta["method"], epochs
+
+
+def _metadata_from_source(pkl: Path, trust_pickle: bool) -> tuple[str, int | None] | None:
+    """Method and epochs of the pretraining checkpoint a converted ``.pkl`` came from, if still at hand."""
+    sidecar = sidecar_path(pkl)
+    try:
+        source = (yaml.safe_load(sidecar.read_text()) or {}).get("source") or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    original = Path(str(source.get("path", "")))
+    if source.get("format") != "synco" or not original.is_file():
+        return None
+    loaded = load_checkpoint(original, trust_pickle=trust_pickle)
+    if loaded.sha256 != source.get("sha256"):
+        logger.warning("%s changed since %s was converted; not using its method label", original, pkl)
+        return None
+    return _pretraining_metadata(loaded.obj)
+
+
+def _caffe2_depth(obj: Any) -> int | None:
+    """Depth of a Caffe2/Detectron1 ResNet pickle (``res4_5_branch2c_w``-style names), or None."""
+    blobs = obj.get("blobs", obj) if isinstance(obj, dict) else {}
+    blocks: dict[int, set[int]] = {}
+    branches: set[str] = set()
+    for name in blobs:
+        match = _CAFFE2_BLOCK.match(str(name))
+        if match:
+            blocks.setdefault(int(match.group(1)), set()).add(int(match.group(2)))
+            branches.add(match.group(3))
+    if sorted(blocks) != [2, 3, 4, 5] or "conv1_w" not in blobs:
+        return None
+    kind = "bottleneck" if "c" in branches else "basic"
+    return _CAFFE2_DEPTHS.get((kind, tuple(len(blocks[stage]) for stage in (2, 3, 4, 5))))
+
+
+def _msra_weights(local: Path, shown: str, method: str | None) -> PreparedWeights:
+    loaded = load_checkpoint(local)
+    _refuse_depth(_caffe2_depth(loaded.obj), shown)
+    return PreparedWeights(str(local), with_arch(DETECTRON2_DEFAULT_STYLE, PROTOCOL_DEPTH), shown, loaded.sha256,
+                           method or "supervised", None)
+
+
+def _fetch_msra() -> Path:
+    from detectron2.utils.file_io import PathManager  # noqa: PLC0415
+
+    try:
+        return Path(PathManager.get_local_path(MSRA_CATALOG))
+    except Exception as exc:  # noqa: BLE001 - any failure to fetch is the same user problem
+        raise UserError(f"cannot fetch {MSRA_CATALOG} ({type(exc).__name__}); download "
+                        "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/MSRA/R-50.pkl "
+                        "where there is network and pass its path: --weights /path/to/R-50.pkl") from None
+
+
+def _detectron2_pkl(path: Path, method: str | None, trust_pickle: bool) -> PreparedWeights:
+    loaded = load_checkpoint(path, trust_pickle=trust_pickle)
+    obj = loaded.obj
+    if not (isinstance(obj, dict) and "model" in obj and "__author__" in obj):
+        # A Caffe2 blob file: MSRA's R-50.pkl, which detectron2 maps by its own heuristics.
+        return _msra_weights(path, str(path), method)
+    report = convert_checkpoint(path, None, trust_pickle=trust_pickle)  # coverage check, writes nothing
+    settings = load_input_settings(path)
+    _refuse_depth(report.settings.get("MODEL.RESNETS.DEPTH"), str(path))
+    meta = None if method else _metadata_from_source(path, trust_pickle)
+    label, epochs = meta or (method or file_label(path), None)
+    return PreparedWeights(str(path), settings, str(path), loaded.sha256, label, epochs, report.to_dict())
+
+
+def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bool) -> PreparedWeights:
+    dst = weights_dir / f"{file_label(path)}.pkl"
+    sha = sha256_of(path)
+    report = None
+    if dst.is_file() and sidecar_path(dst).is_file() and _sidecar_source_sha(dst) == sha:
+        logger.info("reusing %s, converted earlier from this very file", dst)
+    else:
+        weights_dir.mkdir(parents=True, exist_ok=True)
+        report = convert_checkpoint(path, dst, overwrite=True, trust_pickle=trust_pickle)
+    settings = load_input_settings(dst)
+    try:
+        _refuse_depth(settings.get("MODEL.RESNETS.DEPTH"), str(path))
+    except UserError:
+        dst.unlink(missing_ok=True)
+        sidecar_path(dst).unlink(missing_ok=True)
+        raise
+    meta = None if method else _metadata_from_source(dst, trust_pickle)
+    label, epochs = meta or (method or file_label(path), None)
+    return PreparedWeights(str(dst), settings, str(path), sha, label, epochs,
+                           report.to_dict() if report else None)
+
+
+def _sidecar_source_sha(pkl: Path) -> str | None:
+    try:
+        return ((yaml.safe_load(sidecar_path(pkl).read_text()) or {}).get("source") or {}).get("sha256")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+
+
+def prepare_weights(spec: str, weights_dir: Path, *, method: str | None = None,
+                    trust_pickle: bool = False) -> PreparedWeights:
+    """Resolve ``--weights`` (see the module docstring); conversions are written to ``weights_dir``.
+
+    Raises ``UserError`` for anything that is not a fully covered ResNet-50.
+    """
+    if spec == "random":
+        return PreparedWeights("", with_arch(TORCHVISION_STYLE, PROTOCOL_DEPTH), "random", None,
+                               method or "random", None)
+    if spec == "msra":
+        return _msra_weights(_fetch_msra(), MSRA_CATALOG, method)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise UserError(f"weights not found: {spec}; give a checkpoint file, 'random' or 'msra'")
+    path = path.resolve()
+    if path.suffix == ".pkl":
+        return _detectron2_pkl(path, method, trust_pickle)
+    return _convert(path, weights_dir, method, trust_pickle)
