@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Callable
 
 import torch
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from synco.contrastive import info_nce
 from synco.synthesis import SynthesisConfig
+from timing import round_robin  # benchmarks/timing.py
 
 
 def make_step(cfg: SynthesisConfig, batch: int, queue: int, dim: int, device: torch.device,
@@ -45,16 +45,6 @@ def make_step(cfg: SynthesisConfig, batch: int, queue: int, dim: int, device: to
     return step
 
 
-def _timed(step: Callable[[], None], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - t0
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
@@ -73,13 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     steps = {name: make_step(cfg, a.batch, a.queue, a.dim, device) for name, cfg in heads.items()}
     print(f"device={device} threads={torch.get_num_threads()} batch={a.batch} queue={a.queue} "
           f"dim={a.dim} repeats={a.repeats} torch={torch.__version__}")
-    for _ in range(a.warmup):
-        for step in steps.values():
-            step()
-    times: dict[str, list[float]] = {name: [] for name in heads}
-    for _ in range(a.repeats):
-        for name, step in steps.items():
-            times[name].append(_timed(step, device))
+    times = round_robin(steps, device, a.warmup, a.repeats)
     base_med = statistics.median(times["MoCo v2"])
     base_min = min(times["MoCo v2"])
     for name, cfg in heads.items():

@@ -118,8 +118,11 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     import logging
 
-    logging.getLogger("detectron2").setLevel(logging.WARNING)
-    logging.getLogger("fvcore").setLevel(logging.WARNING)
+    for name in ("detectron2", "fvcore"):  # quiet, yet "configured" so DefaultTrainer adds no console logger
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(logging.NullHandler())
     cuda = torch.cuda.is_available()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, CUDA {'yes: ' + torch.cuda.get_device_name() if cuda else 'no'}")
