@@ -45,13 +45,25 @@ def _check_destination(dst: Path, to: str, overwrite: bool) -> list[Path]:
     if to == "d2" and dst.suffix != ".pkl":
         raise UserError(f"--to d2 writes a detectron2 pickle, whose name must end in .pkl (got {dst}); "
                         "detectron2 only reads numpy weights from .pkl files")
-    if not dst.parent.is_dir():
-        raise UserError(f"output directory does not exist: {dst.parent}")
+    ancestor = dst.parent
+    while not ancestor.exists():  # missing folders are created when the outputs are written
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"cannot write {dst}: {ancestor} is not a folder")
     paths = [dst, sidecar_path(dst)] if to == "d2" else [dst]
     existing = [str(path) for path in paths if path.exists()]
     if existing and not overwrite:
         raise UserError(f"{', '.join(existing)} already exists; pass --overwrite to replace it")
     return paths
+
+
+def _pretraining_label(obj: Any) -> dict[str, Any]:
+    """Method and epochs of one of this project's checkpoints, for run records."""
+    meta = obj.get("synco") if isinstance(obj, dict) else None
+    config = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(config, dict):
+        return {}
+    return {"method": meta.get("method", config.get("method")), "pretrain_epochs": obj.get("epoch")}
 
 
 def _torchvision_counters(backbone: MappedBackbone) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -131,7 +143,7 @@ def convert_checkpoint(
         report.settings = settings
         if dst is not None:
             source = {"path": str(src.resolve()), "sha256": loaded.sha256, "format": found.layout.name,
-                      "arch": arch.name}
+                      "arch": arch.name, **_pretraining_label(loaded.obj)}
             outputs = [(dst, pickle_writer(detectron2_payload(backbone.tensors))),
                        (sidecar_path(dst), text_writer(render_sidecar(settings, source)))]
             report.sidecar_path = str(sidecar_path(dst))

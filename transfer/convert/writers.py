@@ -60,6 +60,7 @@ def write_all(outputs: list[tuple[Path, Callable[[BinaryIO], None]]]) -> None:
     staged: list[tuple[Path, Path]] = []
     try:
         for path, write in outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
             handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
             staged.append((Path(handle.name), path))
             with handle:
