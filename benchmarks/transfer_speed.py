@@ -26,6 +26,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: CPU toy runs, plus GPU runs if CUDA")
     args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r".*meshgrid.*", category=UserWarning)
     if args.threads:
         torch.set_num_threads(args.threads)
     import logging
@@ -124,8 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         logger.propagate = False
         logger.addHandler(logging.NullHandler())
     cuda = torch.cuda.is_available()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}, CUDA {'yes: ' + torch.cuda.get_device_name() if cuda else 'no'}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    gpu = f"yes: {torch.cuda.get_device_name()}" if cuda else "no"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load}, CUDA {gpu}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.device in (None, "cpu"):
             world = make_world(Path(tmp) / "toy128", size=128, train=16, test=8)

@@ -24,11 +24,12 @@ from typing import Any
 
 from synco.atomic import atomic_write_text
 from synco.errors import UserError
+from transfer.coco_fast import faster_coco_eval_version, faster_cocoeval_class
 from transfer.config import build_config, config_dump, diff_dumps, protocol_deviations
 from transfer.data_setup import check_layout, default_root
 from transfer.run_record import finish, new_record, read_record, write_record
 from transfer.tasks import Task, get_task
-from transfer.weights import file_label, prepare_weights
+from transfer.weights import PROTOCOL_DEPTH, file_label, prepare_weights
 
 logger = logging.getLogger(__name__)
 
@@ -92,14 +93,16 @@ def _check_existing(existing: dict[str, Any] | None, sha: str, dump: str, output
     if existing.get("status") == "complete":
         if same:
             return True
-        raise UserError(f"{output} holds a complete run of another config ({diff_dumps(existing['config']['dump'], dump)}); "
+        changes = diff_dumps(existing["config"]["dump"], dump)
+        raise UserError(f"{output} holds a complete run of another config ({changes}); "
                         "choose another --output, or pass --force to replace it")
     if resume and existing.get("config", {}).get("dump") and not same:
         raise UserError(f"cannot resume: {output} was started with another config "
                         f"({diff_dumps(existing['config']['dump'], dump)}); use the same settings, or --force")
-    if not resume and (output / "last_checkpoint").is_file():
-        raise UserError(f"{output} holds an unfinished run ({existing.get('status')}); pass --resume to continue "
-                        "it or --force to start over")
+    status = existing.get("status")
+    if not resume and (status == "running" or (output / "last_checkpoint").is_file()):
+        raise UserError(f"{output} holds an unfinished run (status {status}: still running, stopped or failed); "
+                        "pass --resume to continue it or --force to start over")
     return False
 
 
@@ -127,8 +130,11 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, *, n
     """
     spec = get_task(task)
     device, num_gpus = _devices(num_gpus, amp)
+    if num_machines > 1 and dist_url == "auto":
+        raise UserError("--num-machines > 1 needs --dist-url tcp://HOST:PORT of machine 0, the same on every machine")
     output = Path(output) if output else default_output(spec.name, weights, method, seed)
     output.mkdir(parents=True, exist_ok=True)
+    output = output.resolve()  # OUTPUT_DIR and MODEL.WEIGHTS in the config (and its hash) are absolute
     from transfer.engine import run_logging  # noqa: PLC0415 - imports detectron2
 
     with run_logging(output, machine_rank * num_gpus, console=console):
@@ -147,12 +153,20 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
     writes_record = machine_rank == 0
     try:
         root = Path(dataset_root) if dataset_root else default_root(spec)
-        common = dict(output_dir=str(output.resolve()), seed=seed, device=device, amp=amp, evaluator=evaluator,
+        common = dict(output_dir=str(output), seed=seed, device=device, amp=amp, evaluator=evaluator,
                       lr_synco_repo=lr_synco_repo, opts=opts)
         draft = build_config(spec, weights="", input_settings={}, **common)  # overrides and datasets, early
+        if len(draft.DATASETS.TEST) != 1:
+            raise UserError(f"a run evaluates one test set (its record has one set of metrics); "
+                            f"DATASETS.TEST is {list(draft.DATASETS.TEST)}")
+        if evaluator == "faster-coco-eval":
+            faster_cocoeval_class()  # not installed: say so now, not after training
         check_layout(spec, [*draft.DATASETS.TRAIN, *draft.DATASETS.TEST], root)
         prepared = prepare_weights(weights, output / "weights", method=method, trust_pickle=trust_pickle)
         cfg = build_config(spec, weights=prepared.model_weights, input_settings=prepared.input_settings, **common)
+        if cfg.MODEL.RESNETS.DEPTH != PROTOCOL_DEPTH:
+            raise UserError(f"depth mismatch: the weights are a ResNet-{PROTOCOL_DEPTH}, the config asks for "
+                            f"MODEL.RESNETS.DEPTH {cfg.MODEL.RESNETS.DEPTH}; the protocol is R50-C4")
         dump, sha = config_dump(cfg)
         if _check_existing(existing, sha, dump, output, resume=resume, force=force):
             logger.warning("%s: already complete with this config; not re-running (pass --force to redo it)",
@@ -168,6 +182,8 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
                         weights=prepared.record(), config_dump=dump, config_sha256=sha,
                         deviations=protocol_deviations(cfg, spec, prepared.input_settings),
                         world_size=world_size, planned=cfg.SOLVER.MAX_ITER)
+    if evaluator == "faster-coco-eval":
+        record["versions"]["faster_coco_eval"] = faster_coco_eval_version()
     if writes_record:
         atomic_write_text(output / "config.yaml", dump)
         write_record(output, record)
@@ -218,7 +234,8 @@ def _worker(job: TransferJob) -> None:
         try:
             seed_all_rng(cfg.SEED + rank)
             register_datasets(task, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], Path(job.dataset_root))
-            check_contents(list(cfg.DATASETS.TRAIN), list(cfg.DATASETS.TEST), cfg.MODEL.ROI_HEADS.NUM_CLASSES)
+            if rank == 0:  # every rank would find the same; one copy of a big COCO json in memory is enough
+                check_contents(list(cfg.DATASETS.TRAIN), list(cfg.DATASETS.TEST), cfg.MODEL.ROI_HEADS.NUM_CLASSES)
             trainer = TransferTrainer(cfg)
             trainer.resume_or_load(resume=job.resume)
             record = {**record, "iterations": {**record["iterations"], "done": trainer.iterations_done}}

@@ -40,8 +40,10 @@ TASKS: dict[str, Task] = {
         Task("voc12k", "voc_R50_C4_12k.yaml", "voc", False, "PASCAL VOC07+12 Faster R-CNN R50-C4, 12k iterations"),
         Task("coco1x", "coco_R50_C4_1x.yaml", "coco", False, "COCO Mask R-CNN R50-C4, 1x (90k iterations)"),
         Task("coco2x", "coco_R50_C4_2x.yaml", "coco", False, "COCO Mask R-CNN R50-C4, 2x (180k iterations)"),
-        Task("toy-voc", "toy_voc_R50_C4.yaml", "voc", True, "toy world, VOC layout, Faster R-CNN R50-C4 (minutes on CPU)"),
-        Task("toy-coco", "toy_coco_R50_C4.yaml", "coco", True, "toy world, COCO layout, Mask R-CNN R50-C4 (minutes on CPU)"),
+        Task("toy-voc", "toy_voc_R50_C4.yaml", "voc", True,
+             "toy world, VOC layout, Faster R-CNN R50-C4 (minutes on CPU)"),
+        Task("toy-coco", "toy_coco_R50_C4.yaml", "coco", True,
+             "toy world, COCO layout, Mask R-CNN R50-C4 (minutes on CPU)"),
     )
 }
 

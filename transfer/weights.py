@@ -13,7 +13,8 @@ R50-C4), and the input settings come from the weights, never from a guess.
 * ``msra``: detectron2's supervised ImageNet R-50 (``detectron2://ImageNetPretrained/MSRA/R-50.pkl``),
   or a local copy of that Caffe2 file: BGR input, stride in the 1x1 conv;
 * a detectron2 ``.pkl`` (e.g. from ``synco convert``), used as is after the check;
-* any other checkpoint the converter reads; converted into ``OUTPUT/weights/``.
+* any other checkpoint the converter reads; converted into
+  ``OUTPUT/weights/<name>-<sha256[:12]>.pkl`` (reused by a later run of the same file).
 """
 
 from __future__ import annotations
@@ -82,13 +83,18 @@ def _pretraining_metadata(obj: Any) -> tuple[str, int | None] | None:
     return meta["method"], epochs
 
 
+def _sidecar_source(pkl: Path) -> dict[str, Any]:
+    """The ``source:`` provenance the converter wrote next to ``pkl`` (path, sha256, format, arch)."""
+    try:
+        source = (yaml.safe_load(sidecar_path(pkl).read_text()) or {}).get("source")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+    return source if isinstance(source, dict) else {}
+
+
 def _metadata_from_source(pkl: Path, trust_pickle: bool) -> tuple[str, int | None] | None:
     """Method and epochs of the pretraining checkpoint a converted ``.pkl`` came from, if still at hand."""
-    sidecar = sidecar_path(pkl)
-    try:
-        source = (yaml.safe_load(sidecar.read_text()) or {}).get("source") or {}
-    except (OSError, yaml.YAMLError):
-        return None
+    source = _sidecar_source(pkl)
     original = Path(str(source.get("path", "")))
     if source.get("format") != "synco" or not original.is_file():
         return None
@@ -116,9 +122,10 @@ def _caffe2_depth(obj: Any) -> int | None:
 
 
 def _msra_weights(local: Path, shown: str, method: str | None) -> PreparedWeights:
+    """MSRA's Caffe2 R-50 (``shown``: the catalog name or the file): BGR, mean-only, stride in the 1x1 conv."""
     loaded = load_checkpoint(local)
     _refuse_depth(_caffe2_depth(loaded.obj), shown)
-    return PreparedWeights(str(local), with_arch(DETECTRON2_DEFAULT_STYLE, PROTOCOL_DEPTH), shown, loaded.sha256,
+    return PreparedWeights(shown, with_arch(DETECTRON2_DEFAULT_STYLE, PROTOCOL_DEPTH), shown, loaded.sha256,
                            method or "supervised", None)
 
 
@@ -148,10 +155,11 @@ def _detectron2_pkl(path: Path, method: str | None, trust_pickle: bool) -> Prepa
 
 
 def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bool) -> PreparedWeights:
-    dst = weights_dir / f"{file_label(path)}.pkl"
+    # Named after the content, so a finished run's MODEL.WEIGHTS is never overwritten by other weights.
     sha = sha256_of(path)
+    dst = weights_dir / f"{file_label(path)}-{sha[:12]}.pkl"
     report = None
-    if dst.is_file() and sidecar_path(dst).is_file() and _sidecar_source_sha(dst) == sha:
+    if dst.is_file() and _sidecar_source(dst).get("sha256") == sha:
         logger.info("reusing %s, converted earlier from this very file", dst)
     else:
         weights_dir.mkdir(parents=True, exist_ok=True)
@@ -167,13 +175,6 @@ def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bo
     label, epochs = meta or (method or file_label(path), None)
     return PreparedWeights(str(dst), settings, str(path), sha, label, epochs,
                            report.to_dict() if report else None)
-
-
-def _sidecar_source_sha(pkl: Path) -> str | None:
-    try:
-        return ((yaml.safe_load(sidecar_path(pkl).read_text()) or {}).get("source") or {}).get("sha256")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return None
 
 
 def prepare_weights(spec: str, weights_dir: Path, *, method: str | None = None,

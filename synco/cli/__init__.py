@@ -16,7 +16,7 @@ from synco import __version__
 from synco.errors import UserError
 
 # Order is the order shown in ``synco --help``.
-COMMANDS = ["data", "doctor", "pretrain", "convert", "transfer", "tabulate", "demo"]
+COMMANDS = ["data", "doctor", "pretrain", "convert", "transfer", "tabulate", "bench", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

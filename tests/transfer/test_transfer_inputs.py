@@ -15,7 +15,7 @@ import torch
 import torchvision
 
 from synco.errors import UserError
-from tests.transfer.test_transfer_fixtures import one_thread, r50_file, r50_pkl, tiny  # noqa: F401 - fixtures
+from tests.transfer.test_transfer_fixtures import one_thread, tiny  # noqa: F401 - one_thread is a fixture
 
 pytest.importorskip("detectron2")
 
@@ -36,6 +36,14 @@ def test_resnet18_weights_are_refused(toy_root, tmp_path):
     assert record["status"] == "failed" and "the protocol is R50-C4" in record["error"]
     assert record["metrics"] is None
     assert not list((out / "weights").glob("*.pkl*"))  # no converted file that could be mistaken for input
+
+
+def test_depth_override_is_a_mismatch(toy_root, tmp_path):
+    from transfer.run import run_transfer
+
+    with pytest.raises(UserError, match="depth mismatch: the weights are a ResNet-50, the config asks for MODEL.RESNETS.DEPTH 101"):
+        run_transfer("toy-voc", "random", tmp_path / "run", dataset_root=toy_root,
+                     opts=["MODEL.RESNETS.DEPTH", "101"], console=False)
 
 
 def test_weights_that_fail_the_converter_coverage_check(toy_root, tmp_path):
@@ -92,6 +100,24 @@ def test_unknown_class_in_annotations(toy_copy, tmp_path, one_thread):
     assert "unicorn" in record_of(tmp_path / "run")["error"]
 
 
+def test_real_task_on_a_folder_with_other_classes(toy_root, tmp_path, one_thread):
+    """--dataset-root for a VOC task registers it under detectron2's own names, with VOC's 20 classes."""
+    from detectron2.data import MetadataCatalog
+
+    from transfer.run import run_transfer
+
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="not one of the task's 20 classes"):
+        run_transfer("voc", "random", out, dataset_root=toy_root, opts=["DATASETS.TRAIN", "('voc_2007_trainval',)"],
+                     console=False)
+    assert MetadataCatalog.get("voc_2007_trainval").dirname == str((toy_root / "VOC2007").resolve())
+    record = record_of(out)
+    assert record["status"] == "failed" and "is not in list" in record["error"]
+    assert record["protocol_deviations"]["DATASETS.TRAIN"] == {"expected": ["voc_2007_trainval", "voc_2012_trainval"],
+                                                               "actual": ["voc_2007_trainval"]}
+
+
+@pytest.mark.filterwarnings("ignore:loadtxt")
 def test_split_with_zero_images(toy_copy, tmp_path, one_thread):
     from transfer.run import run_transfer
 
@@ -145,7 +171,7 @@ def test_project_checkpoint_gives_method_and_epochs(tmp_path):
                           global_step=4, steps_per_epoch=2, world_size=1, generator=model.generator)
     prepared = prepare_weights(str(src), tmp_path / "weights")
     assert (prepared.method, prepared.pretrain_epochs) == ("mochi", 200)
-    assert prepared.model_weights == str(tmp_path / "weights" / "checkpoint_0200.pkl")
+    assert prepared.model_weights == str(tmp_path / "weights" / f"checkpoint_0200-{prepared.sha256[:12]}.pkl")
     assert prepared.input_settings["INPUT.FORMAT"] == "RGB" and prepared.conversion["coverage"] == 1.0
 
     # A .pkl converted beforehand still knows where it came from (the sidecar's source).

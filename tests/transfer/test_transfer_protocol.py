@@ -122,8 +122,8 @@ def test_deviations_list_exactly_what_differs_from_the_protocol():
     assert protocol_deviations(cfg, task, SSL_INPUT) == {}
     assert cfg.INPUT.FORMAT == "RGB" and list(cfg.MODEL.PIXEL_STD) == SSL_INPUT["MODEL.PIXEL_STD"]
 
-    cfg = build_config(task, input_settings=SSL_INPUT, lr_synco_repo=True,
-                       opts=["SOLVER.MAX_ITER", "100", "INPUT.FORMAT", "BGR", "SOLVER.CHECKPOINT_PERIOD", "7"], **common)
+    opts = ["SOLVER.MAX_ITER", "100", "INPUT.FORMAT", "BGR", "SOLVER.CHECKPOINT_PERIOD", "7"]
+    cfg = build_config(task, input_settings=SSL_INPUT, lr_synco_repo=True, opts=opts, **common)
     assert protocol_deviations(cfg, task, SSL_INPUT) == {
         "SOLVER.BASE_LR": {"expected": 0.02, "actual": 0.01},
         "SOLVER.MAX_ITER": {"expected": 24000, "actual": 100},

@@ -40,14 +40,20 @@ def test_voc_faster_rcnn_converts_trains_evaluates_and_records(toy_root, r50_fil
     assert "SOLVER.BASE_LR" not in record["protocol_deviations"]
     assert record["world_size"] == 1 and record["error"] is None
     assert "Res5ROIHeadsExtraNorm" in record["config"]["dump"] and "INPUT:\n" in record["config"]["dump"]
-    assert (out / "weights" / "tv_r50.pkl").is_file() and (out / "weights" / "tv_r50.pkl.yaml").is_file()
+    converted = out / "weights" / f"tv_r50-{record['weights']['sha256'][:12]}.pkl"
+    assert converted.is_file() and converted.with_name(converted.name + ".yaml").is_file()
+    assert f"WEIGHTS: {converted.resolve()}" in record["config"]["dump"]
     assert (out / "model_final.pth").is_file() and (out / "log.txt").is_file()
     # The self-supervised input settings came from the sidecar.
     assert "FORMAT: RGB" in record["config"]["dump"] and "STRIDE_IN_1X1: false" in record["config"]["dump"]
 
-    # Same command again: nothing is re-run, the record is returned as it is.
-    again = run_transfer("toy-voc", str(r50_file), out, dataset_root=toy_root, opts=tiny(4), console=False)
-    assert again == record
+    # The same command again, through the CLI: nothing is re-run, exit 0.
+    from synco.cli import main
+
+    code = main(["transfer", "--task", "toy-voc", "--weights", str(r50_file), "--output", str(out),
+                 "--dataset-root", str(toy_root), "--quiet", *tiny(4)])
+    assert code == 0 and read(out) == record
+    assert "already complete with this config" in (out / "log.txt").read_text()
 
 
 def test_coco_mask_rcnn_trains_evaluates_box_and_mask(toy_root, r50_pkl, tmp_path):
