@@ -20,6 +20,7 @@ heads) before any model is built.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -91,6 +92,31 @@ class TransferTrainer(DefaultTrainer):
     def train(self) -> dict[str, Any] | None:  # type: ignore[override]
         super().train()
         return getattr(self, "_last_eval_results", None)
+
+
+class StdoutToLog(io.TextIOBase):
+    """A stdout that logs each line: pycocotools prints its AP tables, which belong in log.txt too."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self._logger = logger
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        for line in lines:
+            if line.strip():
+                self._logger.info(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            self._logger.info(self._pending)
+        self._pending = ""
 
 
 @contextlib.contextmanager

@@ -57,9 +57,13 @@ class TransferJob:
     console: bool
 
 
+def _label(weights: str, method: str | None) -> str:
+    """The method label known without reading the weights: ``--method``, else the file name."""
+    return method or (weights if weights in ("random", "msra") else file_label(Path(weights)))
+
+
 def default_output(task: str, weights: str, method: str | None, seed: int) -> Path:
-    label = method or (weights if weights in ("random", "msra") else file_label(Path(weights)))
-    return DEFAULT_OUTPUT_ROOT / task / f"{label}-seed{seed}"
+    return DEFAULT_OUTPUT_ROOT / task / f"{_label(weights, method)}-seed{seed}"
 
 
 def _devices(num_gpus: int | None, amp: bool) -> tuple[str, int]:
@@ -107,11 +111,11 @@ def _check_existing(existing: dict[str, Any] | None, sha: str, dump: str, output
 
 
 def _early_failure(output: Path, existing: dict[str, Any] | None, force: bool, task: str, seed: int,
-                   error: str, world_size: int) -> None:
+                   error: str, world_size: int, label: str) -> None:
     """Record a failure that happened before training, unless that would hide a finished result."""
     if existing is not None and existing.get("status") == "complete" and not force:
         return
-    record = new_record(task=task, method=None, pretrain_epochs=None, seed=seed, weights=None, config_dump=None,
+    record = new_record(task=task, method=label, pretrain_epochs=None, seed=seed, weights=None, config_dump=None,
                         config_sha256=None, deviations=None, world_size=world_size, planned=None)
     write_record(output, finish(record, "failed", error=error))
 
@@ -174,7 +178,7 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
             return existing  # type: ignore[return-value]
     except UserError as exc:
         if writes_record:
-            _early_failure(output, existing, force, spec.name, seed, str(exc), world_size)
+            _early_failure(output, existing, force, spec.name, seed, str(exc), world_size, _label(weights, method))
         raise
     if force and not resume:
         _clear_detectron2_outputs(output)
@@ -184,6 +188,10 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
                         world_size=world_size, planned=cfg.SOLVER.MAX_ITER)
     if evaluator == "faster-coco-eval":
         record["versions"]["faster_coco_eval"] = faster_coco_eval_version()
+    logger.info("transfer %s: weights %s (%s, %s pretraining epochs), world size %d, versions %s",
+                spec.name, prepared.path, prepared.method, prepared.pretrain_epochs, world_size, record["versions"])
+    for key, change in record["protocol_deviations"].items():
+        logger.warning("protocol deviation %s: expected %r, actual %r", key, change["expected"], change["actual"])
     if writes_record:
         atomic_write_text(output / "config.yaml", dump)
         write_record(output, record)
@@ -217,20 +225,24 @@ def _worker(job: TransferJob) -> None:
     from detectron2.utils.env import seed_all_rng  # noqa: PLC0415
 
     from transfer.data_setup import check_contents, register_datasets  # noqa: PLC0415
-    from transfer.engine import TransferTrainer, run_logging  # noqa: PLC0415
+    from transfer.engine import StdoutToLog, TransferTrainer, run_logging  # noqa: PLC0415
 
     cfg, rank = job.cfg, comm.get_rank()
     task: Task = get_task(job.task)
     record, trainer = job.record, None
 
-    def end(status: str, error: str | None = None, metrics: dict[str, Any] | None = None) -> None:
+    def end(status: str, error: str | None = None, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+        done = trainer.iterations_done if trainer is not None else record["iterations"]["done"]
+        final = finish(record, status, done=done, metrics=metrics, error=error)
         if rank == 0:
-            done = trainer.iterations_done if trainer is not None else record["iterations"]["done"]
-            write_record(cfg.OUTPUT_DIR, finish(record, status, done=done, metrics=metrics, error=error))
+            write_record(cfg.OUTPUT_DIR, final)
+        return final
 
     with contextlib.ExitStack() as stack:
         if comm.get_world_size() > 1:  # a spawned process: the parent's log handlers are not here
             stack.enter_context(run_logging(cfg.OUTPUT_DIR, rank, console=job.console))
+        stdout = stack.enter_context(contextlib.closing(StdoutToLog(logging.getLogger("transfer.stdout"))))
+        stack.enter_context(contextlib.redirect_stdout(stdout))
         try:
             seed_all_rng(cfg.SEED + rank)
             register_datasets(task, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], Path(job.dataset_root))
@@ -245,8 +257,7 @@ def _worker(job: TransferJob) -> None:
         except FloatingPointError:
             # detectron2's SimpleTrainer raises this when the summed losses are not finite.
             message = f"loss became NaN or infinite at iteration {trainer.iterations_done if trainer else 0}"
-            end("failed", message)
-            raise TransferFailed(message) from None
+            raise TransferFailed(message, end("failed", message)) from None
         except KeyboardInterrupt:
             end("interrupted", f"interrupted after {trainer.iterations_done if trainer else 0} iterations; "
                                "continue with --resume (from the last checkpoint)")
@@ -260,6 +271,6 @@ def _worker(job: TransferJob) -> None:
         if rank != 0:
             return  # evaluators gather to rank 0; the others have no results to record
         if not results:
-            end("failed", "training ended without an evaluation")
-            raise TransferFailed("training ended without an evaluation")
+            message = "training ended without an evaluation"
+            raise TransferFailed(message, end("failed", message))
         end("complete", metrics=results)

@@ -25,12 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from results.records import RECORD_NAME, SCHEMA  # the schema's one home, shared with the aggregator
 from synco.atomic import atomic_write_json
 from synco.errors import UserError
 
-SCHEMA = "synco-bench/transfer-run/1"
-RECORD_NAME = "run_record.json"
-STATUSES = ("running", "complete", "failed", "interrupted")
+FINAL_STATUSES = ("complete", "failed", "interrupted")
 
 
 def utc_now() -> str:
@@ -73,7 +72,7 @@ def new_record(*, task: str, method: str | None, pretrain_epochs: int | None, se
 def finish(record: dict[str, Any], status: str, *, done: int | None = None,
            metrics: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
     """The record's final state; ``metrics`` are kept only for ``complete``."""
-    if status not in STATUSES[1:]:
+    if status not in FINAL_STATUSES:
         raise ValueError(f"not a final status: {status}")
     record = dict(record)
     record.update(status=status, error=error, end_time=utc_now(),

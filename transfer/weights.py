@@ -78,13 +78,14 @@ def _pretraining_metadata(obj: Any) -> tuple[str, int | None] | None:
     planned = (meta.get("config") or {}).get("epochs")
     done = obj.get("epoch")
     epochs = done if isinstance(done, int) else planned if isinstance(planned, int) else None
+    epochs = epochs if epochs else None  # 0 finished epochs: no pretraining to speak of
     if isinstance(done, int) and isinstance(planned, int) and done < planned:
         logger.warning("the pretraining checkpoint is from epoch %d of a planned %d", done, planned)
     return meta["method"], epochs
 
 
 def _sidecar_source(pkl: Path) -> dict[str, Any]:
-    """The ``source:`` provenance the converter wrote next to ``pkl`` (path, sha256, format, arch)."""
+    """The ``source:`` the converter wrote next to ``pkl``: path, sha256, format, arch (+ method, epochs)."""
     try:
         source = (yaml.safe_load(sidecar_path(pkl).read_text()) or {}).get("source")
     except (OSError, yaml.YAMLError, AttributeError):
@@ -93,8 +94,15 @@ def _sidecar_source(pkl: Path) -> dict[str, Any]:
 
 
 def _metadata_from_source(pkl: Path, trust_pickle: bool) -> tuple[str, int | None] | None:
-    """Method and epochs of the pretraining checkpoint a converted ``.pkl`` came from, if still at hand."""
+    """Method and epochs of the pretraining checkpoint a converted ``.pkl`` came from.
+
+    The converter records them in the sidecar's ``source``; a sidecar written
+    before it did is answered from the original checkpoint, if still at hand.
+    """
     source = _sidecar_source(pkl)
+    if isinstance(source.get("method"), str):
+        epochs = source.get("pretrain_epochs")
+        return source["method"], epochs if isinstance(epochs, int) and epochs > 0 else None
     original = Path(str(source.get("path", "")))
     if source.get("format") != "synco" or not original.is_file():
         return None
@@ -150,7 +158,8 @@ def _detectron2_pkl(path: Path, method: str | None, trust_pickle: bool) -> Prepa
     settings = load_input_settings(path)
     _refuse_depth(report.settings.get("MODEL.RESNETS.DEPTH"), str(path))
     meta = None if method else _metadata_from_source(path, trust_pickle)
-    label, epochs = meta or (method or file_label(path), None)
+    source = _sidecar_source(path).get("path")  # name the run after what was converted, not the .pkl
+    label, epochs = meta or (method or file_label(Path(str(source)) if source else path), None)
     return PreparedWeights(str(path), settings, str(path), loaded.sha256, label, epochs, report.to_dict())
 
 

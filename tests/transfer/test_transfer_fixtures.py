@@ -62,9 +62,17 @@ def r50_pkl(r50_file, tmp_path_factory):
     return out
 
 
+def assert_readable(record: dict):
+    """The aggregator's strict reader (results.records) accepts the record."""
+    from results.records import parse_record
+
+    return parse_record(record)
+
+
 def assert_metrics(record: dict, tasks: tuple[str, ...]) -> None:
-    """Real numbers: present, finite, percentages."""
+    """Real numbers: present, finite, percentages; and the aggregator can use them."""
     assert record["status"] == "complete", record["error"]
+    assert assert_readable(record).metrics
     assert set(record["metrics"]) == set(tasks)
     for task in tasks:
         for key in ("AP", "AP50", "AP75"):

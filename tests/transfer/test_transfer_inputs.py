@@ -15,13 +15,16 @@ import torch
 import torchvision
 
 from synco.errors import UserError
-from tests.transfer.test_transfer_fixtures import one_thread, tiny  # noqa: F401 - one_thread is a fixture
+from tests.transfer.test_transfer_fixtures import assert_readable, one_thread, tiny  # noqa: F401 - a fixture
 
 pytest.importorskip("detectron2")
 
 
 def record_of(output):
-    return json.loads((output / "run_record.json").read_text())
+    record = json.loads((output / "run_record.json").read_text())
+    if record["status"] != "complete":
+        assert_readable(record)  # a failed run is still a well-formed record
+    return record
 
 
 def test_resnet18_weights_are_refused(toy_root, tmp_path):
@@ -41,7 +44,8 @@ def test_resnet18_weights_are_refused(toy_root, tmp_path):
 def test_depth_override_is_a_mismatch(toy_root, tmp_path):
     from transfer.run import run_transfer
 
-    with pytest.raises(UserError, match="depth mismatch: the weights are a ResNet-50, the config asks for MODEL.RESNETS.DEPTH 101"):
+    expected = "depth mismatch: the weights are a ResNet-50, the config asks for MODEL.RESNETS.DEPTH 101"
+    with pytest.raises(UserError, match=expected):
         run_transfer("toy-voc", "random", tmp_path / "run", dataset_root=toy_root,
                      opts=["MODEL.RESNETS.DEPTH", "101"], console=False)
 
@@ -174,12 +178,14 @@ def test_project_checkpoint_gives_method_and_epochs(tmp_path):
     assert prepared.model_weights == str(tmp_path / "weights" / f"checkpoint_0200-{prepared.sha256[:12]}.pkl")
     assert prepared.input_settings["INPUT.FORMAT"] == "RGB" and prepared.conversion["coverage"] == 1.0
 
-    # A .pkl converted beforehand still knows where it came from (the sidecar's source).
-    convert_checkpoint(src, tmp_path / "mochi.pkl")
-    from_pkl = prepare_weights(str(tmp_path / "mochi.pkl"), tmp_path / "unused")
-    assert (from_pkl.method, from_pkl.pretrain_epochs) == ("mochi", 200)
-    assert from_pkl.model_weights == str(tmp_path / "mochi.pkl")
     assert prepare_weights(str(src), tmp_path / "w", method="SynCo-abl").method == "SynCo-abl"
+
+    # A .pkl converted beforehand knows where it came from (the sidecar's source), even once that is gone.
+    convert_checkpoint(src, tmp_path / "mochi_r50.pkl")
+    src.unlink()
+    from_pkl = prepare_weights(str(tmp_path / "mochi_r50.pkl"), tmp_path / "unused")
+    assert (from_pkl.method, from_pkl.pretrain_epochs) == ("mochi", 200)
+    assert from_pkl.model_weights == str(tmp_path / "mochi_r50.pkl")
 
 
 def caffe2_blobs(state: dict[str, torch.Tensor]) -> dict:

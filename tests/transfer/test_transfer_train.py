@@ -14,13 +14,15 @@ import pytest
 
 from synco.errors import UserError
 from tests.transfer.test_transfer_fixtures import (  # noqa: F401 - fixtures
-    RECORD_KEYS, assert_metrics, one_thread, r50_file, r50_pkl, tiny)
+    RECORD_KEYS, assert_metrics, assert_readable, one_thread, r50_file, r50_pkl, tiny)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def read(output):
-    return json.loads((output / "run_record.json").read_text())
+    record = json.loads((output / "run_record.json").read_text())
+    assert_readable(record)
+    return record
 
 
 def test_voc_faster_rcnn_converts_trains_evaluates_and_records(toy_root, r50_file, tmp_path):
@@ -111,6 +113,7 @@ def test_nan_loss_fails_the_run_with_a_clear_record(toy_root, r50_pkl, tmp_path)
         run_transfer("toy-voc", str(r50_pkl), out, dataset_root=toy_root, opts=opts, console=False)
     assert caught.value.exit_code != 0
     record = read(out)
+    assert caught.value.record == record
     assert record["status"] == "failed" and record["metrics"] is None
     assert "NaN" in record["error"] and 0 < record["iterations"]["done"] < 5
     assert record["protocol_deviations"]["SOLVER.BASE_LR"] == {"expected": 0.005, "actual": 1e6}
