@@ -125,7 +125,7 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, *, n
                  resume: bool = False, force: bool = False, amp: bool = False, method: str | None = None,
                  evaluator: str = "pycocotools", dataset_root: str | Path | None = None,
                  lr_synco_repo: bool = False, opts: list[str] | None = None, trust_pickle: bool = False,
-                 console: bool = True) -> dict[str, Any]:
+                 console: bool = True, pretrain_epochs: int | None = None) -> dict[str, Any]:
     """Fine-tune ``weights`` on ``task``; returns the run record (also in ``OUTPUT/run_record.json``).
 
     Raises ``UserError`` for bad input (the record says why, when ``output``
@@ -145,13 +145,13 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, *, n
         return _run(spec, weights, output, device=device, num_gpus=num_gpus, num_machines=num_machines,
                     machine_rank=machine_rank, dist_url=dist_url, seed=seed, resume=resume, force=force, amp=amp,
                     method=method, evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo,
-                    opts=opts, trust_pickle=trust_pickle, console=console)
+                    opts=opts, trust_pickle=trust_pickle, console=console, pretrain_epochs=pretrain_epochs)
 
 
 def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, num_machines: int,
          machine_rank: int, dist_url: str, seed: int, resume: bool, force: bool, amp: bool, method: str | None,
          evaluator: str, dataset_root: str | Path | None, lr_synco_repo: bool, opts: list[str] | None,
-         trust_pickle: bool, console: bool) -> dict[str, Any]:
+         trust_pickle: bool, console: bool, pretrain_epochs: int | None = None) -> dict[str, Any]:
     world_size = num_gpus * num_machines
     existing = read_record(output)
     writes_record = machine_rank == 0
@@ -182,7 +182,8 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
         raise
     if force and not resume:
         _clear_detectron2_outputs(output)
-    record = new_record(task=spec.name, method=prepared.method, pretrain_epochs=prepared.pretrain_epochs, seed=seed,
+    epochs = pretrain_epochs if pretrain_epochs is not None else prepared.pretrain_epochs  # the caller knows best
+    record = new_record(task=spec.name, method=prepared.method, pretrain_epochs=epochs, seed=seed,
                         weights=prepared.record(), config_dump=dump, config_sha256=sha,
                         deviations=protocol_deviations(cfg, spec, prepared.input_settings),
                         world_size=world_size, planned=cfg.SOLVER.MAX_ITER)

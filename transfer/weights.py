@@ -113,6 +113,13 @@ def _metadata_from_source(pkl: Path, trust_pickle: bool) -> tuple[str, int | Non
     return _pretraining_metadata(loaded.obj)
 
 
+def _label(pkl: Path, method: str | None, fallback: str, trust_pickle: bool) -> tuple[str, int | None]:
+    """Row label and pretraining epochs: ``method`` names the row when given (an
+    ablation's own name), but the epochs still come from the checkpoint."""
+    meta = _metadata_from_source(pkl, trust_pickle)
+    return method or (meta[0] if meta else fallback), meta[1] if meta else None
+
+
 def _caffe2_depth(obj: Any) -> int | None:
     """Depth of a Caffe2/Detectron1 ResNet pickle (``res4_5_branch2c_w``-style names), or None."""
     blobs = obj.get("blobs", obj) if isinstance(obj, dict) else {}
@@ -157,9 +164,8 @@ def _detectron2_pkl(path: Path, method: str | None, trust_pickle: bool) -> Prepa
     report = convert_checkpoint(path, None, trust_pickle=trust_pickle)  # coverage check, writes nothing
     settings = load_input_settings(path)
     _refuse_depth(report.settings.get("MODEL.RESNETS.DEPTH"), str(path))
-    meta = None if method else _metadata_from_source(path, trust_pickle)
     source = _sidecar_source(path).get("path")  # name the run after what was converted, not the .pkl
-    label, epochs = meta or (method or file_label(Path(str(source)) if source else path), None)
+    label, epochs = _label(path, method, file_label(Path(str(source)) if source else path), trust_pickle)
     return PreparedWeights(str(path), settings, str(path), loaded.sha256, label, epochs, report.to_dict())
 
 
@@ -180,8 +186,7 @@ def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bo
         dst.unlink(missing_ok=True)
         sidecar_path(dst).unlink(missing_ok=True)
         raise
-    meta = None if method else _metadata_from_source(dst, trust_pickle)
-    label, epochs = meta or (method or file_label(path), None)
+    label, epochs = _label(dst, method, file_label(path), trust_pickle)
     return PreparedWeights(str(dst), settings, str(path), sha, label, epochs,
                            report.to_dict() if report else None)
 

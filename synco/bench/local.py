@@ -69,6 +69,10 @@ class LocalRunner:
                 need = max(stage.gpus, 1)
                 taken, self._gpus = self._gpus[:need], self._gpus[need:]
             env["CUDA_VISIBLE_DEVICES"] = ",".join(taken)
+        elif self.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+            # CPU stages side by side: share the cores instead of oversubscribing
+            # them (OpenMP threads that wait on each other run several times slower).
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.jobs))
         try:
             with open(log_path, "a") as log:
                 log.write(f"\n$ {' '.join(stage_command(stage))}\n")

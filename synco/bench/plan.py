@@ -38,12 +38,25 @@ class Stage:
         return self.id.replace(":", "__")
 
     def spec_hash(self) -> str:
-        """Changes when the command changes: a finished stage is redone only then."""
-        return hashlib.sha256(json.dumps([self.kind, list(self.args)]).encode()).hexdigest()[:16]
+        """Changes when the command or what it reads changes (a preset's resolved
+        settings, a task's config files): a finished stage is redone only then."""
+        payload = [self.kind, list(self.args), self.meta.get("inputs", "")]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _overrides(mapping: dict) -> list[str]:
     return [f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in mapping.items()]
+
+
+def _config_digest(task: str) -> str:
+    """Hash of a task's detectron2 YAML and its bases, so that editing them reruns the task."""
+    from transfer.tasks import CONFIG_DIR, get_task  # noqa: PLC0415
+
+    digest = hashlib.sha256()
+    digest.update(Path(get_task(task).config_file).name.encode())
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def build_plan(exp: Experiment) -> list[Stage]:
@@ -67,11 +80,12 @@ def build_plan(exp: Experiment) -> list[Stage]:
         run_dir = out / "pretrain" / entry.name
         args = ("pretrain", "--config", entry.config, "--data", pretrain_data, "--output", str(run_dir),
                 "--resume", "--no-progress", *_overrides(entry.overrides))
+        resolved = load_config(entry.config, _overrides(entry.overrides))
         stage = Stage(f"pretrain:{entry.name}", "pretrain", args, data_deps, gpus, nodes,
-                      label=f"pretrain {entry.name}", meta={"run_dir": str(run_dir)})
+                      label=f"pretrain {entry.name}", meta={"run_dir": str(run_dir), "inputs": resolved.to_dict()})
         stages.append(stage)
         pkl = out / "weights" / f"{entry.name}.pkl"
-        epochs = load_config(entry.config, _overrides(entry.overrides)).epochs
+        epochs = resolved.epochs
         final = run_dir / f"checkpoint_{epochs:04d}.pth.tar"
         stages.append(Stage(f"convert:{entry.name}", "convert", ("convert", str(final), str(pkl), "--overwrite"),
                             (stage.id,), label=f"convert {entry.name}", meta={"run_dir": str(run_dir)}))
@@ -88,6 +102,7 @@ def build_plan(exp: Experiment) -> list[Stage]:
         extra = {"pretrain_epochs": entry.pretrain_epochs} if entry.pretrain_epochs is not None else {}
         weights[entry.name] = (str(pkl), entry.method or entry.name, (f"convert:{entry.name}",), extra)
 
+    task_inputs = {task: _config_digest(task) for task in exp.tasks}
     for name, (path, method, deps, extra) in weights.items():
         for task in exp.tasks:
             for seed in exp.seeds:
@@ -105,5 +120,5 @@ def build_plan(exp: Experiment) -> list[Stage]:
                 task_deps = deps + (data_deps if task.startswith("toy-") else ())
                 stages.append(Stage(f"transfer:{name}:{task}:s{seed}", "transfer", tuple(args), task_deps,
                                     gpus, nodes, label=f"transfer {name} -> {task} (seed {seed})",
-                                    meta={"run_dir": str(run_dir)}))
+                                    meta={"run_dir": str(run_dir), "inputs": task_inputs[task]}))
     return stages

@@ -56,6 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--amp", action="store_true", help="mixed precision (GPU only; a protocol deviation)")
     parser.add_argument("--method", metavar="LABEL",
                         help="method label for the record (default: from the checkpoint, else the file name)")
+    parser.add_argument("--pretrain-epochs", type=int, metavar="E",
+                        help="pretraining epochs for the record (default: from the checkpoint; third-party weights: none)")
     parser.add_argument("--evaluator", choices=["pycocotools", "faster-coco-eval"], default="pycocotools",
                         help="COCO AP implementation (default: the official pycocotools)")
     parser.add_argument("--dataset-root", metavar="DIR", help="folder holding the datasets (see below)")
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         dist_url=args.dist_url, seed=args.seed, resume=args.resume, force=args.force, amp=args.amp,
         method=args.method, evaluator=args.evaluator, dataset_root=args.dataset_root,
         lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
+        pretrain_epochs=args.pretrain_epochs,
     )
     summary = {task: {k: record["metrics"][task].get(k) for k in ("AP", "AP50", "AP75")}
                for task in (record.get("metrics") or {})}
