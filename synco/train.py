@@ -98,6 +98,65 @@ def _prepare_output(cfg: PretrainConfig, resume: bool, rank: int) -> tuple[Path,
     return output, found
 
 
+class _Meter:
+    """Running means of the logged values, throughput and data-wait, logged every ``log_every`` steps."""
+
+    def __init__(self, logger: MetricsLogger, batch_size: int, log_every: int, bar):
+        self.logger, self.batch_size, self.log_every, self.bar = logger, batch_size, log_every, bar
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = self.steps = 0
+        self.t_wait = self.t_total = 0.0
+        self.t_prev = time.perf_counter()
+        self.last_loss, self.rate, self.wait_fraction = float("nan"), 0.0, 0.0
+
+    def data_ready(self) -> None:
+        self.t_data = time.perf_counter()
+
+    def step_done(self, values: dict[str, torch.Tensor], epoch: int, step: int, global_step: int, lr: float,
+                  last_of_epoch: bool) -> None:
+        for key, value in values.items():  # summed on the device: no sync until a log line is due
+            self.sums[key] = self.sums.get(key, 0.0) + value.detach().float()
+        self.count += 1
+        self.steps += 1
+        now = time.perf_counter()
+        self.t_wait += self.t_data - self.t_prev
+        self.t_total += now - self.t_prev
+        self.t_prev = now
+        self.rate = self.batch_size * self.steps / max(self.t_total, 1e-9)
+        self.wait_fraction = self.t_wait / max(self.t_total, 1e-9)
+        if global_step % self.log_every == 0 or last_of_epoch:
+            means = {k: float(v) / self.count for k, v in self.sums.items()}
+            self.last_loss = means["loss"]
+            self.logger.log({"kind": "train", "epoch": epoch, "step": step + 1, "global_step": global_step, "lr": lr,
+                             "images_per_s": self.rate, "data_wait": self.wait_fraction, **means})
+            self.sums, self.count = {}, 0
+            if self.bar is not None:
+                self.bar.set_postfix(loss=f"{self.last_loss:.3f}", lr=f"{lr:.4f}", ips=f"{self.rate:.0f}",
+                                     wait=f"{self.wait_fraction:.0%}")
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _restore(found: tuple[Path, dict], model: MomentumContrast, optimizer, epochs: int, rank: int) -> tuple[int, int, int]:
+    """Load a checkpoint into model and optimizer; returns (epoch, step, global_step) to continue from."""
+    path, ckpt = found
+    model.load_state_dict({k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()})
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if not restore_rng(ckpt["synco"]["rng"], model.generator) and rank == 0:
+        print("warning: checkpoint made on another device type; synthesis draws restart from the seed",
+              file=sys.stderr)
+    epoch, step, global_step = ckpt["epoch"], ckpt["synco"]["step"], ckpt["synco"]["global_step"]
+    if epoch >= epochs:
+        raise UserError(f"{path} already finished all {epochs} epochs; raise epochs=... to train on.")
+    if rank == 0:
+        print(f"resuming from {path}: epoch {epoch}, step {step} (global step {global_step})", file=sys.stderr)
+    return epoch, step, global_step
+
+
 def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> Summary:
     """Train (or continue training) one model; returns a summary of the run."""
     rank, world, local, device = setup_distributed()
@@ -120,51 +179,34 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=cfg.scaled_lr, momentum=cfg.sgd_momentum,
                                 weight_decay=cfg.weight_decay)
     steps_per_epoch = ResumableBatchSampler(len(dataset), cfg.batch_size, 0, max_steps=cfg.max_steps_per_epoch).steps
-    start_epoch, start_step, global_step = 0, 0, 0
-    if found is not None:
-        path, ckpt = found
-        model.load_state_dict({k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()})
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if not restore_rng(ckpt["synco"]["rng"], model.generator) and rank == 0:
-            print("warning: checkpoint made on another device type; synthesis draws restart from the seed",
-                  file=sys.stderr)
-        start_epoch, start_step = ckpt["epoch"], ckpt["synco"]["step"]
-        global_step = ckpt["synco"]["global_step"]
-        if start_epoch >= cfg.epochs:
-            raise UserError(f"{path} already finished all {cfg.epochs} epochs; raise epochs=... to train on.")
-        if rank == 0:
-            print(f"resuming from {path}: epoch {start_epoch}, step {start_step} (global step {global_step})",
-                  file=sys.stderr)
+    start_epoch, start_step, global_step = _restore(found, model, optimizer, cfg.epochs, rank) if found else (0, 0, 0)
 
     net = model
     if world > 1:
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ["queue.keys", "queue.ptr", "queue._spare"])
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            model, ["queue.keys", "queue.ptr", "queue._spare"])
         net = DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
     logger = MetricsLogger(output, enabled=rank == 0, resume_global_step=global_step if found else None)
     config_dict = cfg.to_dict()
-    last_loss, rate, wait_frac = float("nan"), 0.0, 0.0
+    meter = _Meter(logger, cfg.batch_size, cfg.log_every, None)
     try:
         with _StopFlag() as stop:
             for epoch in range(start_epoch, cfg.epochs):
                 sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, epoch, cfg.seed, rank, world,
                                                 start_step, cfg.max_steps_per_epoch)
                 loader = make_loader(dataset, sampler, cfg.workers, pin_memory=device.type == "cuda")
-                bar = _progress(progress and rank == 0, len(sampler), epoch, cfg.epochs)
-                t_wait = t_total = 0.0
-                sums: dict[str, torch.Tensor] = {}
-                n_sum = 0
-                t_prev = time.perf_counter()
+                meter = _Meter(logger, cfg.batch_size, cfg.log_every,
+                               _progress(progress and rank == 0, len(sampler), epoch, cfg.epochs))
                 for step, (im_q, im_k) in enumerate(loader, start=start_step):
-                    t_data = time.perf_counter()
+                    meter.data_ready()
                     lr = cfg.lr_at(epoch + step / steps_per_epoch)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     im_q = im_q.to(device, non_blocking=True, memory_format=memory_format)
                     im_k = im_k.to(device, non_blocking=True, memory_format=memory_format)
-                    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp \
-                        else contextlib.nullcontext()
-                    with autocast:
+                    with torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext():
                         loss, diag = net(im_q, im_k, epoch)
+                    # One collective per step: any rank's NaN or stop signal stops every rank at the same step.
                     flags = torch.tensor([float(not torch.isfinite(loss)), float(stop.signum)], device=device)
                     if world > 1:
                         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
@@ -178,40 +220,20 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
                     loss.backward()
                     optimizer.step()
                     global_step += 1
-                    for key, value in {"loss": loss.detach(), **diag}.items():
-                        sums[key] = sums.get(key, 0.0) + value.detach().float()
-                    n_sum += 1
-                    t_now = time.perf_counter()
-                    t_wait += t_data - t_prev
-                    t_total += t_now - t_prev
-                    t_prev = t_now
-                    rate = cfg.batch_size * (step + 1 - start_step) / max(t_total, 1e-9)
-                    wait_frac = t_wait / max(t_total, 1e-9)
-                    if (global_step % cfg.log_every == 0 or step + 1 == sampler.steps) and n_sum:
-                        means = {k: float(v) / n_sum for k, v in sums.items()}
-                        last_loss = means["loss"]
-                        logger.log({"kind": "train", "epoch": epoch, "step": step + 1, "global_step": global_step,
-                                    "lr": lr, "images_per_s": rate, "data_wait": wait_frac, **means})
-                        sums, n_sum = {}, 0
-                        if bar is not None:
-                            bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.4f}", ips=f"{rate:.0f}",
-                                            wait=f"{wait_frac:.0%}")
-                    if bar is not None:
-                        bar.update(1)
+                    meter.step_done({"loss": loss, **diag}, epoch, step, global_step, lr, step + 1 == sampler.steps)
                     if flags[1] > 0:
-                        signum = int(flags[1])
                         path = _save(output, model, optimizer, config_dict, epoch, step + 1, global_step,
                                      steps_per_epoch, world, rank)
-                        raise Interrupted(signum if signum else signal.SIGTERM, path)
-                if bar is not None:
-                    bar.close()
+                        raise Interrupted(int(flags[1]), path)
+                meter.close()
                 start_step = 0
                 _save(output, model, optimizer, config_dict, epoch + 1, 0, global_step, steps_per_epoch, world,
                       rank, keep=(epoch + 1) % cfg.keep_every == 0 or epoch + 1 == cfg.epochs)
     finally:
+        meter.close()
         logger.close()
     return Summary(output, output / f"checkpoint_{cfg.epochs:04d}.pth.tar", cfg.epochs, global_step,
-                   last_loss, rate, wait_frac)
+                   meter.last_loss, meter.rate, meter.wait_fraction)
 
 
 def _save(output: Path, model, optimizer, config: dict, epoch: int, step: int, global_step: int,

@@ -56,7 +56,7 @@ class Experiment:
     name: str
     output: Path
     tasks: list[str]
-    seeds: list[int]
+    seeds: dict[str, list[int]]  # per task
     pretrain: list[PretrainEntry] = field(default_factory=list)
     weights: list[WeightsEntry] = field(default_factory=list)
     toy_world: dict[str, int] | None = None
@@ -110,6 +110,23 @@ def _check_keys(loc: _Located, mapping: Any, allowed: set[str], *where: str | in
             raise loc.fail(f"unknown key {key!r}; known: {', '.join(sorted(allowed))}.", *where, key)
 
 
+def _seeds(loc: _Located, raw: Any, tasks: list[str]) -> dict[str, list[int]]:
+    """``seeds: [0, 1]`` for every task, or ``seeds: {voc: [0, 1, 2, 3, 4], coco1x: [0]}`` per task."""
+    per_task = raw if isinstance(raw, dict) else {task: raw for task in tasks}
+    out = {}
+    for task in tasks:
+        if task not in per_task:
+            raise loc.fail(f"no seeds given for task {task!r}.", "seeds")
+        value = per_task[task] if isinstance(per_task[task], list) else [per_task[task]]
+        if not value or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+            raise loc.fail("seeds must be non-negative integers (a list, or a list per task).", "seeds")
+        out[task] = value
+    unknown = set(per_task) - set(tasks)
+    if unknown:
+        raise loc.fail(f"seeds given for tasks that are not run: {', '.join(sorted(unknown))}.", "seeds")
+    return out
+
+
 def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Experiment:
     """Parse and validate an experiment file (nothing runs here)."""
     from synco.config import preset_path  # noqa: PLC0415
@@ -129,9 +146,7 @@ def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = 
     for i, task in enumerate(tasks):
         if task not in TASKS:
             raise loc.fail(f"unknown task {task!r}; known: {', '.join(TASKS)}.", "tasks", i)
-    seeds = raw["seeds"] if isinstance(raw["seeds"], list) else [raw["seeds"]]
-    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise loc.fail("seeds must be a list of non-negative integers.", "seeds")
+    seeds = _seeds(loc, raw["seeds"], tasks)
 
     pretrain, names = [], set()
     for i, item in enumerate(raw.get("pretrain") or []):
@@ -172,7 +187,7 @@ def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = 
 
     exp = Experiment(
         name=str(raw["name"]), output=Path(output or raw.get("output") or f"runs/bench/{raw['name']}"),
-        tasks=list(tasks), seeds=list(seeds), pretrain=pretrain, weights=weights, toy_world=toy,
+        tasks=list(tasks), seeds=seeds, pretrain=pretrain, weights=weights, toy_world=toy,
         pretrain_data=raw.get("pretrain_data"), dataset_root=raw.get("dataset_root"),
         transfer_overrides={k: dict(v or {}) for k, v in overrides.items()}, launch=launch, executor=executor,
         slurm=dict(raw.get("slurm") or {}), baseline=raw.get("baseline"), source=path,

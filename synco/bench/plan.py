@@ -105,7 +105,7 @@ def build_plan(exp: Experiment) -> list[Stage]:
     task_inputs = {task: _config_digest(task) for task in exp.tasks}
     for name, (path, method, deps, extra) in weights.items():
         for task in exp.tasks:
-            for seed in exp.seeds:
+            for seed in exp.seeds[task]:
                 run_dir = out / "transfer" / task / name / f"seed{seed}"
                 args = ["transfer", "--task", task, "--weights", path, "--output", str(run_dir), "--seed",
                         str(seed), "--method", method, "--resume", "--quiet"]

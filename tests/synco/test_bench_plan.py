@@ -104,3 +104,26 @@ echo "Submitted batch job $n"
         assert "#SBATCH --partition=gpu" in script
         if plan[stage_id].kind in ("pretrain", "transfer"):
             assert "#SBATCH --gpus-per-node=2" in script
+
+
+def test_shipped_experiments_parse_into_the_intended_grids(monkeypatch):
+    import synco.bench.experiment as experiment
+
+    configs = Path(__file__).resolve().parents[2] / "configs" / "experiments"
+    monkeypatch.setattr(experiment, "_check_paths", lambda exp, loc: None)  # no ImageNet here
+    paper = build_plan(load_experiment(configs / "paper.yaml"))
+    transfers = [s for s in paper if s.kind == "transfer"]
+    assert len([s for s in paper if s.kind == "pretrain"]) == 3
+    assert len([s for s in transfers if ":voc:" in s.id]) == 4 * 5  # 3 methods + supervised, 5 seeds
+    assert len([s for s in transfers if ":coco1x:" in s.id]) == len([s for s in transfers if ":coco2x:" in s.id]) == 4
+    assert all("--num-gpus" in s.args for s in transfers)
+    ablation = build_plan(load_experiment(configs / "ablation.yaml"))
+    assert len([s for s in ablation if s.kind == "pretrain"]) == 8  # MoCo v2, each type alone, all six
+    toy = load_experiment(configs / "toy.yaml")
+    assert {e.name for e in toy.pretrain} == {"mocov2", "mochi", "synco"} and toy.tasks == ["toy-voc", "toy-coco"]
+
+
+def test_per_task_seeds_must_cover_every_task(tmp_path):
+    text = "name: x\ntasks: [toy-voc, toy-coco]\nseeds: {toy-voc: [0, 1]}\nweights:\n  - {name: r, path: random}\n"
+    with pytest.raises(UserError, match="no seeds given for task 'toy-coco'"):
+        load_experiment(_write(tmp_path, text))
