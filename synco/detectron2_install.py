@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from synco.digest import sha256_of
 from synco.errors import UserError
 
 SOURCE_PACKAGE = "sal-detectron2"
@@ -84,14 +85,6 @@ def _owning_distribution() -> str | None:
         if "detectron2" in top.split() or any(str(f).startswith("detectron2/__init__.py") for f in files):
             return f"{dist.metadata['Name']} {dist.version}"
     return None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_wheel(path: Path, expected: str = SOURCE_SHA256) -> None:

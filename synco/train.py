@@ -243,10 +243,14 @@ def _save(output: Path, model, optimizer, config: dict, epoch: int, step: int, g
         save_checkpoint(last, model=model, optimizer=optimizer, config=config, epoch=epoch, step=step,
                         global_step=global_step, steps_per_epoch=steps_per_epoch, world_size=world,
                         generator=model.generator)
-        if keep:
+        if keep:  # a hard link: the next epoch replaces checkpoint_last by rename, not in place
             kept = output / f"checkpoint_{epoch:04d}.pth.tar"
             tmp = kept.with_name(f".{kept.name}.tmp")
-            shutil.copyfile(last, tmp)
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(last, tmp)
+            except OSError:  # file systems without hard links
+                shutil.copyfile(last, tmp)
             os.replace(tmp, kept)
     if world > 1:
         dist.barrier()

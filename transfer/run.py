@@ -275,3 +275,14 @@ def _worker(job: TransferJob) -> None:
             message = "training ended without an evaluation"
             raise TransferFailed(message, end("failed", message))
         end("complete", metrics=results)
+        _prune_periodic_checkpoints(Path(cfg.OUTPUT_DIR))
+
+
+def _prune_periodic_checkpoints(output: Path) -> None:
+    """A complete run needs only ``model_final.pth``: the periodic ones were for resuming
+    (a toy or a 24k run would otherwise keep several 300 MB files per run)."""
+    final = output / "model_final.pth"
+    if not final.is_file():
+        return
+    for path in output.glob("model_[0-9]*.pth"):
+        path.unlink(missing_ok=True)

@@ -27,9 +27,10 @@ from typing import Any
 
 import yaml
 
+from synco.digest import sha256_of
 from synco.errors import UserError
 from transfer.convert import convert_checkpoint, load_input_settings, sidecar_path
-from transfer.convert.reading import load_checkpoint, sha256_of
+from transfer.convert.reading import load_checkpoint
 from transfer.convert.settings import DETECTRON2_DEFAULT_STYLE, TORCHVISION_STYLE, with_arch
 
 logger = logging.getLogger(__name__)

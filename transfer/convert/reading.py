@@ -20,7 +20,6 @@ Safety vs compatibility, the choice made here:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pickle
 import re
 import zipfile
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synco.digest import sha256_of
 from synco.errors import UserError
 
 _PICKLE_ALLOWED = {
@@ -60,14 +60,6 @@ class LoadedCheckpoint:
     obj: Any
     sha256: str
     reader: str
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
