@@ -7,7 +7,6 @@ to read, absolute times depend on the machine.
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Callable
 
@@ -36,7 +35,3 @@ def round_robin(steps: dict[str, Callable[[], None]], device: torch.device, warm
         for name, step in steps.items():
             times[name].append(time_once(step, device))
     return times
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
