@@ -1,6 +1,6 @@
 """Forward+backward cost of the contrastive head: MoCo v2 vs MoCHI vs SynCo.
 
-Times :func:`synco.contrastive.info_nce` from the L2-normalisation of the
+Times :func:`synco.pretrain.contrastive.info_nce` from the L2-normalisation of the
 query features to the end of ``loss.backward()`` at the paper's shapes
 (batch 256, queue 65536, d 128), with synthesis active, and prints per head
 the median (and min) over the repeats after warm-up and the ratio to MoCo v2.
@@ -22,8 +22,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from synco.contrastive import info_nce
-from synco.synthesis import SynthesisConfig
+from synco.pretrain.contrastive import info_nce
+from synco.pretrain.synthesis import SynthesisConfig
 from timing import round_robin  # benchmarks/timing.py
 
 

@@ -20,8 +20,8 @@ import statistics
 
 import torch
 
-from synco.model import MomentumContrast
-from synco.synthesis import SynthesisConfig
+from synco.pretrain.model import MomentumContrast
+from synco.pretrain.synthesis import SynthesisConfig
 from timing import round_robin  # benchmarks/timing.py
 
 METHODS = {

@@ -1,6 +1,6 @@
 """Seconds per training iteration (and per test image) of the transfer detectors.
 
-Times the real :class:`transfer.engine.TransferTrainer` (R50-C4, extra-norm
+Times the real :class:`transfer.detection.engine.TransferTrainer` (R50-C4, extra-norm
 res5 head, synced BN, random init: speed does not depend on the weights) on
 a toy world generated into a temporary folder:
 
@@ -45,10 +45,10 @@ def make_world(root: Path, size: int, train: int, test: int) -> Path:
 
 
 def build_trainer(task_name: str, world: Path, device: str, output: Path, extra: list[str]):
-    from transfer.config import build_config
+    from transfer.detection.run_config import build_config
     from transfer.convert.settings import TORCHVISION_STYLE
-    from transfer.data_setup import register_datasets
-    from transfer.engine import TransferTrainer
+    from transfer.detection.datasets import register_datasets
+    from transfer.detection.engine import TransferTrainer
     from transfer.tasks import get_task
 
     task = get_task(task_name)
@@ -57,7 +57,7 @@ def build_trainer(task_name: str, world: Path, device: str, output: Path, extra:
     if task.toy:
         register_datasets(task, [], world)
     else:
-        from transfer.datasets import register_toy_world
+        from transfer.detection.datasets import register_toy_world
 
         register_toy_world(world)
     trainer = TransferTrainer(cfg)

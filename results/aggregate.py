@@ -10,10 +10,8 @@ Within-noise rule (also printed under every table, :data:`NOISE_RULE`):
 a Δ is *within noise* when its 95% Welch confidence interval contains 0. When
 that interval cannot be formed (fewer than two seeds on either side, or no
 spread at all), the fallback is |Δ| ≤ the run-to-run noise the field reports
-for that metric: PASCAL VOC std 0.2 / 0.2 / 0.4 for AP50 / AP / AP75
-(facebookresearch/moco detection README; applied to the 12k schedule too) and
-0.3 AP for every COCO metric (the MoCo paper's "random variation"). The
-fallback is lenient towards claiming a difference: a one-seed Δ a little above
+for that metric (each task's columns in :mod:`transfer.tasks` carry it, with
+its source). The fallback is lenient towards claiming a difference: a one-seed Δ a little above
 these levels may still be noise. Toy tasks have no published noise level, so
 with one seed their verdict is "cannot tell".
 """
@@ -27,8 +25,10 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from results.records import RecordError, RunRecord, exclusion_reason, find_records, load_record, method_key
+from results.published import published_for_task
 from results.stats import WelchInterval, mean_std, welch_interval
+from transfer.record import RecordError, RunRecord, find_records, load_record, method_key
+from transfer.tasks import TASKS, MetricColumn
 
 DEFAULT_BASELINE = "mocov2-200ep"
 CI_LEVEL = 0.95
@@ -37,38 +37,6 @@ NOISE_RULE = (
     "when |Δ| ≤ the reported run-to-run noise (VOC std 0.2/0.2/0.4 for AP50/AP/AP75; COCO 0.3 AP); "
     "? = cannot tell (one seed and no known noise level); no mark = outside noise by this rule."
 )
-
-
-@dataclass(frozen=True)
-class MetricColumn:
-    id: str
-    label: str
-    tex: str
-    noise: float | None
-
-
-def _columns(specs: Iterable[tuple[str, str, str, float]], noise: bool) -> tuple[MetricColumn, ...]:
-    return tuple(MetricColumn(i, label, tex, level if noise else None) for i, label, tex, level in specs)
-
-
-_VOC = (("bbox.AP50", "AP50", "AP$_{50}$", 0.2), ("bbox.AP", "AP", "AP", 0.2), ("bbox.AP75", "AP75", "AP$_{75}$", 0.4))
-_COCO = tuple(
-    (f"{iou}.AP{sfx}", f"AP^{tag}{'_' + sfx if sfx else ''}",
-     f"AP$^{{\\mathrm{{{tag}}}}}{'_{' + sfx + '}' if sfx else ''}$", 0.3)
-    for iou, tag in (("bbox", "bb"), ("segm", "mk")) for sfx in ("", "50", "75")
-)
-TASK_COLUMNS: dict[str, tuple[MetricColumn, ...]] = {
-    "voc": _columns(_VOC, True), "voc12k": _columns(_VOC, True), "toy-voc": _columns(_VOC, False),
-    "coco1x": _columns(_COCO, True), "coco2x": _columns(_COCO, True), "toy-coco": _columns(_COCO, False),
-}
-TASK_TITLES = {
-    "voc": "PASCAL VOC07+12 trainval → VOC07 test, Faster R-CNN R50-C4, 24k iterations",
-    "voc12k": "PASCAL VOC07+12 trainval → VOC07 test, Faster R-CNN R50-C4, 12k iterations",
-    "coco1x": "COCO train2017 → val2017, Mask R-CNN R50-C4, 1x schedule",
-    "coco2x": "COCO train2017 → val2017, Mask R-CNN R50-C4, 2x schedule",
-    "toy-voc": "toy world, VOC-style detection (its own protocol)",
-    "toy-coco": "toy world, COCO-style detection and segmentation (its own protocol)",
-}
 
 
 @dataclass(frozen=True)
@@ -145,14 +113,14 @@ def group_label(key: str, deviations: dict[str, Any]) -> str:
     return f"{key} (off protocol: {', '.join(parts)})"
 
 
-def records_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
-    """One row per usable run: identity, protocol, every metric as its own column, path."""
+def records_frame(records: Iterable[tuple[str, RunRecord]]) -> pd.DataFrame:
+    """One row per usable run (given as ``(path, record)``): identity, protocol, every metric as its own column."""
     rows = [
-        {"path": r.path, "task": r.task, "method": r.method, "pretrain_epochs": r.pretrain_epochs,
+        {"path": path, "task": r.task, "method": r.method, "pretrain_epochs": r.pretrain_epochs,
          "method_key": r.method_key, "seed": r.seed, "on_protocol": r.on_protocol,
-         "deviations": dict(r.deviations), "signature": deviation_signature(dict(r.deviations)),
-         "label": group_label(r.method_key, dict(r.deviations)), **r.metrics}
-        for r in records
+         "deviations": dict(r.protocol_deviations), "signature": deviation_signature(r.protocol_deviations),
+         "label": group_label(r.method_key, r.protocol_deviations), **r.metric_values()}
+        for path, r in records
     ]
     frame = pd.DataFrame(rows, columns=["path", "task", "method", "pretrain_epochs", "method_key", "seed",
                                         "on_protocol", "deviations", "signature", "label"] if not rows else None)
@@ -162,7 +130,7 @@ def records_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
 
 def collect(roots: Iterable[str | os.PathLike]) -> Collection:
     """Read every record under ``roots``; usable ones become rows, the rest :class:`Skipped`."""
-    usable: list[RunRecord] = []
+    usable: list[tuple[str, RunRecord]] = []
     skipped: list[Skipped] = []
     for path in find_records(roots):
         try:
@@ -170,9 +138,9 @@ def collect(roots: Iterable[str | os.PathLike]) -> Collection:
         except RecordError as exc:
             skipped.append(Skipped(str(path), f"corrupt: {exc}"))
             continue
-        reason = exclusion_reason(record)
+        reason = record.exclusion_reason()
         if reason is None:
-            usable.append(record)
+            usable.append((str(path), record))
         else:
             skipped.append(Skipped(str(path), reason))
     return Collection(records_frame(usable), skipped)
@@ -256,21 +224,18 @@ def _published_rows(published: pd.DataFrame, columns: tuple[MetricColumn, ...]) 
 def summarize_task(frame: pd.DataFrame, task: str, baseline: str = DEFAULT_BASELINE,
                    published: pd.DataFrame | None = None) -> TaskTable:
     """The table for one task: measured rows (baseline first, off-protocol after), then reported rows."""
-    columns = TASK_COLUMNS[task]
+    columns = TASKS[task].columns
     notes: list[str] = []
     rows = _measured_rows(frame[frame["task"] == task], columns, baseline, notes)
     _attach_deltas(rows, columns, baseline, notes)
     if published is not None and len(published):
         rows.extend(_published_rows(published, columns))
-    return TaskTable(task=task, title=TASK_TITLES[task], columns=columns, rows=rows, notes=notes)
+    return TaskTable(task=task, title=TASKS[task].title, columns=columns, rows=rows, notes=notes)
 
 
 def build_report(collection: Collection, baseline: str = DEFAULT_BASELINE,
                  published: pd.DataFrame | None = None) -> Report:
-    """One table per task present among the usable runs, in the order of ``records.TASKS``."""
-    from results.published import published_for_task
-    from results.records import TASKS
-
+    """One table per task present among the usable runs, in the order of the task registry."""
     frame = collection.frame
     tasks = [t for t in TASKS if len(frame) and (frame["task"] == t).any()]
     tables = [summarize_task(frame, t, baseline, None if published is None else published_for_task(published, t))

@@ -15,7 +15,7 @@ import io
 import os
 from pathlib import Path
 
-from synco.atomic import atomic_write_bytes
+from synco.common.atomic import atomic_write_bytes
 
 from results.aggregate import Report, Row, TaskTable
 

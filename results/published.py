@@ -8,9 +8,9 @@ a number cannot lose its provenance by sharing a row with another.
 ``kind`` is ``absolute`` for a value, or ``delta_vs_mocov2`` for a claim made
 only relative to MoCo v2 (never turned into an absolute number here).
 A published task is shown only beside the measured tasks of the same
-protocol (:data:`SHOWN_BESIDE`): VOC 24k rows beside ``voc``, COCO rows of
-unstated schedule beside ``coco1x`` and ``coco2x`` with that caveat, and
-nothing beside the toy tasks.
+protocol (``Task.published`` in :mod:`transfer.tasks`): VOC 24k rows beside
+``voc``, COCO rows of unstated schedule beside ``coco1x`` and ``coco2x`` with
+that caveat, and nothing beside the toy tasks.
 """
 
 from __future__ import annotations
@@ -23,23 +23,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from transfer.tasks import TASKS, published_metrics
+
 PUBLISHED_CSV = Path(__file__).with_name("published.csv")
 COLUMNS = ("method", "pretrain_epochs", "task", "metric", "value", "kind", "trials", "source", "version", "notes")
 KINDS = ("absolute", "delta_vs_mocov2")
-
-#: Metrics each published task may carry (ids as in :func:`results.records.metric_id`).
-PUBLISHED_METRICS: dict[str, tuple[str, ...]] = {
-    "voc": ("bbox.AP50", "bbox.AP", "bbox.AP75"),
-    "coco": ("bbox.AP", "bbox.AP50", "bbox.AP75", "segm.AP", "segm.AP50", "segm.AP75"),
-    "imagenet-linear": ("top1",),
-}
-#: Which measured tasks a published task is comparable with.
-SHOWN_BESIDE: dict[str, tuple[str, ...]] = {
-    "voc": ("voc",),
-    "coco": ("coco1x", "coco2x"),
-    "imagenet-linear": (),
-}
-
 
 class PublishedError(ValueError):
     """The published CSV is malformed (a bug in the file, not the user's input)."""
@@ -68,9 +56,10 @@ def parse_published(text: str, origin: str = "published.csv") -> pd.DataFrame:
         if None in raw or any(raw[c] is None for c in COLUMNS):
             raise PublishedError(f"{origin} line {line}: wrong number of fields")
         task, metric, kind = raw["task"].strip(), raw["metric"].strip(), raw["kind"].strip()
-        if task not in PUBLISHED_METRICS:
+        known = published_metrics()
+        if task not in known:
             raise PublishedError(f"{origin} line {line}: unknown task {task!r}")
-        if metric not in PUBLISHED_METRICS[task]:
+        if metric not in known[task]:
             raise PublishedError(f"{origin} line {line}: metric {metric!r} does not belong to task {task}")
         if kind not in KINDS:
             raise PublishedError(f"{origin} line {line}: kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -108,5 +97,6 @@ def load_published(path: str | os.PathLike | None = None) -> pd.DataFrame:
 
 def published_for_task(published: pd.DataFrame, task: str) -> pd.DataFrame:
     """The published numbers comparable with measured ``task`` (empty for toy and other tasks)."""
-    tasks = [name for name, beside in SHOWN_BESIDE.items() if task in beside]
-    return published[published["task"].isin(tasks)].reset_index(drop=True)
+    spec = TASKS.get(task)
+    shown = [spec.published] if spec is not None and spec.published else []
+    return published[published["task"].isin(shown)].reset_index(drop=True)

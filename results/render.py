@@ -13,9 +13,11 @@ import csv
 import io
 import json
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 from results.aggregate import CI_LEVEL, NOISE_RULE, Cell, Report, Row, TaskTable
-from results.records import SCHEMA
+from transfer.record import SCHEMA
 
 FORMATS = ("md", "tex", "csv", "json")
 WITHIN_MARK, UNKNOWN_MARK = "≈", "?"
@@ -41,7 +43,7 @@ def _footnotes(table: TaskTable) -> dict[tuple, int]:
     keys: dict[tuple, int] = {}
     for row in table.rows:
         if row.kind == "reported":
-            keys.setdefault((row.source, row.version, row.notes), len(keys) + 1)
+            keys.setdefault(_footnote_key(row), len(keys) + 1)
     return keys
 
 
@@ -55,6 +57,42 @@ def _display_path(path: str) -> str:
     except ValueError:
         return path
     return path if rel.startswith("..") else rel
+
+
+# ----------------------------------------------------------------------------- shared table grid
+
+@dataclass(frozen=True)
+class _Style:
+    """A format's escaping and cell texts; :func:`_grid` lays the table out once so md and tex cannot drift apart."""
+
+    text: Callable[[str], str]  # escapes free text (row labels)
+    n_head: str
+    column_head: Callable[[object], str]  # header of a MetricColumn, and of its Δ column
+    delta_head: Callable[[object], str]
+    reported_source: Callable[[int], str]  # "reported" with footnote k
+    missing: str  # an unknown n
+    value: Callable[[Row, Cell, int], str]
+    delta: Callable[[Row, Cell, int], str]
+
+
+def _grid(table: TaskTable, style: _Style, digits: int) -> tuple[list[str], list[tuple[Row, list[str]]], dict]:
+    """Header, each row with its cells (label, source, n, per column a value and, if any, a Δ) and footnotes."""
+    delta = _has_delta(table)
+    notes = _footnotes(table)
+    head = ["method", "source", style.n_head]
+    for col in table.columns:
+        head += [style.column_head(col)] + ([style.delta_head(col)] if delta else [])
+    rows = []
+    for row in table.rows:
+        source = "reproduced" if row.kind == "reproduced" else style.reported_source(notes[_footnote_key(row)])
+        cells = [style.text(row.label), source, style.missing if row.n is None else str(row.n)]
+        for col in table.columns:
+            cell = row.cells[col.id]
+            cells.append(style.value(row, cell, digits))
+            if delta:
+                cells.append(style.delta(row, cell, digits))
+        rows.append((row, cells))
+    return head, rows, notes
 
 
 # ----------------------------------------------------------------------------- Markdown
@@ -82,23 +120,17 @@ def _md_delta(row: Row, cell: Cell, digits: int) -> str:
     return f"{_num(cell.delta, digits, True)}{ci}{' ' + mark if mark else ''}"
 
 
+_MD_STYLE = _Style(
+    text=_md, n_head="n", column_head=lambda col: col.label, delta_head=lambda col: f"Δ {col.label}",
+    reported_source=lambda k: f"reported [{k}]", missing="–", value=_md_value, delta=_md_delta,
+)
+
+
 def table_markdown(table: TaskTable, baseline: str, digits: int = 2) -> str:
-    delta = _has_delta(table)
-    notes = _footnotes(table)
-    head = ["method", "source", "n"]
-    for col in table.columns:
-        head += [col.label] + ([f"Δ {col.label}"] if delta else [])
+    head, rows, notes = _grid(table, _MD_STYLE, digits)
     lines = [f"### {table.task}: {table.title}", "", "| " + " | ".join(head) + " |",
              "|" + "|".join([":--", ":--", "--:"] + ["--:"] * (len(head) - 3)) + "|"]
-    for row in table.rows:
-        source = "reproduced" if row.kind == "reproduced" else f"reported [{notes[_footnote_key(row)]}]"
-        cells = [_md(row.label), source, "–" if row.n is None else str(row.n)]
-        for col in table.columns:
-            cell = row.cells[col.id]
-            cells.append(_md_value(row, cell, digits))
-            if delta:
-                cells.append(_md_delta(row, cell, digits))
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for _, cells in rows]
     lines += ["", f"mean ± sample std (ddof=1; – for one seed) over n seeds; Δ = mean − mean of `{baseline}` "
               f"[{CI_LEVEL:.0%} Welch CI]. {NOISE_RULE}"]
     items = [f"- [{k}] {_md(source)}, {_md(version)}" + (f": {_md('; '.join(extra))}" if extra else "")
@@ -156,33 +188,30 @@ def _tex_delta(row: Row, cell: Cell, digits: int) -> str:
     return text + {True: r"\,$\approx$", None: "\\,?", False: ""}[cell.within_noise]
 
 
+_TEX_STYLE = _Style(
+    text=tex_escape, n_head="$n$", column_head=lambda col: col.tex, delta_head=lambda col: "$\\Delta$",
+    reported_source=lambda k: f"reported\\textsuperscript{{{k}}}", missing="--",
+    value=_tex_value, delta=_tex_delta,
+)
+
+
 def table_latex(table: TaskTable, baseline: str, digits: int = 2) -> str:
-    delta = _has_delta(table)
-    notes = _footnotes(table)
-    spec = "llr" + "r" * (len(table.columns) * (2 if delta else 1))
-    head = ["method", "source", "$n$"]
-    for col in table.columns:
-        head += [col.tex] + (["$\\Delta$"] if delta else [])
+    head, rows, notes = _grid(table, _TEX_STYLE, digits)
+    spec = "llr" + "r" * (len(head) - 3)
     out = ["\\begin{table}[t]", "\\centering", "\\scriptsize",
            f"\\caption{{{tex_escape(table.task)}: {tex_escape(table.title)}}}",
            f"\\label{{tab:{table.task}}}", f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
            " & ".join(head) + " \\\\", "\\midrule"]
     previous = None
-    for row in table.rows:
+    for row, cells in rows:
         if previous is not None and row.kind != previous:
             out.append("\\midrule")
         previous = row.kind
-        source = "reproduced" if row.kind == "reproduced" else f"reported\\textsuperscript{{{notes[_footnote_key(row)]}}}"
-        cells = [tex_escape(row.label), source, "--" if row.n is None else str(row.n)]
-        for col in table.columns:
-            cell = row.cells[col.id]
-            cells.append(_tex_value(row, cell, digits))
-            if delta:
-                cells.append(_tex_delta(row, cell, digits))
         out.append(" & ".join(cells) + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}", "", "\\smallskip", "\\parbox{\\linewidth}{\\footnotesize",
             tex_escape(f"mean ± sample std (ddof=1; – for one seed) over n seeds; Δ = mean − mean of {baseline} "
-                       f"[{CI_LEVEL:.0%} Welch CI]; base = the baseline; r = a relative claim as reported. {NOISE_RULE}")]
+                       f"[{CI_LEVEL:.0%} Welch CI]; base = the baseline; r = a relative claim as reported. "
+                       f"{NOISE_RULE}")]
     for (source, version, extra), k in notes.items():
         text = f"{source}, {version}" + (f": {'; '.join(extra)}" if extra else "")
         out.append(f"\\\\ \\textsuperscript{{{k}}}{tex_escape(text)}")

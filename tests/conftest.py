@@ -1,24 +1,54 @@
-"""Shared fixtures: one small toy world per test session, made by the project itself."""
+"""Shared fixtures and helpers: one small toy world per test session, and synthetic run records."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+
+from synco.toyworld import ToyWorldSpec, generate_toy_world
+from transfer.record import SCHEMA
+from transfer.tasks import TASKS
 
 SMALL_TOY = dict(seed=7, size=96, count=16, det_train=24, det_test=12, max_objects=4)
 
 
 @pytest.fixture(scope="session")
 def toy_spec():
-    from synco.toyworld import ToyWorldSpec
-
     return ToyWorldSpec(**SMALL_TOY)
 
 
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory, toy_spec):
     """A small toy world on disk (read-only for tests: copy it before changing it)."""
-    from synco.toyworld import generate_toy_world
-
     root = tmp_path_factory.mktemp("toy") / "world"
     generate_toy_world(root, toy_spec)
     return root
+
+
+def make_record(method: str = "synco", epochs: int | None = 200, seed: int = 0, task: str = "voc",
+                ap50: float = 82.0, ap: float = 57.0, ap75: float = 63.0, **overrides) -> dict:
+    """A complete, on-protocol record with the given bbox numbers (segm = bbox − 5 for COCO tasks)."""
+    record = {
+        "schema": SCHEMA, "status": "complete", "error": None, "task": task, "method": method,
+        "pretrain_epochs": epochs, "seed": seed,
+        "weights": {"path": "weights.pkl", "sha256": "0" * 64},
+        "config": {"dump": "MODEL:\n  WEIGHTS: weights.pkl\n", "sha256": "1" * 64},
+        "protocol_deviations": {}, "world_size": 8,
+        "versions": {"synco_bench": "0.1.0", "detectron2": "0.7.2", "torch": "2.15.0"},
+        "start_time": "2026-11-25T00:00:00+00:00", "end_time": "2026-11-25T06:00:00+00:00",
+        "iterations": {"done": 24000, "planned": 24000},
+        "metrics": {"bbox": {"AP": ap, "AP50": ap50, "AP75": ap75}},
+    }
+    if task in TASKS and TASKS[task].kind == "coco":
+        record["metrics"]["segm"] = {"AP": ap - 5, "AP50": ap50 - 5, "AP75": ap75 - 5}
+    record.update(overrides)
+    return record
+
+
+def write_record(root: Path, name: str, record: dict | str) -> Path:
+    path = Path(root) / name / "run_record.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(record if isinstance(record, str) else json.dumps(record))
+    return path

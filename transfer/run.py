@@ -22,12 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synco.atomic import atomic_write_text
-from synco.errors import UserError
-from transfer.coco_fast import faster_coco_eval_version, faster_cocoeval_class
-from transfer.config import build_config, config_dump, diff_dumps, protocol_deviations
-from transfer.data_setup import check_layout, default_root
-from transfer.run_record import finish, new_record, read_record, write_record
+import detectron2
+import torch
+from detectron2.engine import launch
+from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
+
+from synco import __version__
+from synco.common.atomic import atomic_write_text
+from synco.common.errors import UserError
+from transfer.detection.coco_fast import faster_coco_eval_version, faster_cocoeval_class
+from transfer.detection.datasets import check_contents, check_layout, default_root, register_datasets
+from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
+from transfer.detection.run_config import build_config, config_dump, diff_dumps, protocol_deviations
+from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
 from transfer.weights import PROTOCOL_DEPTH, file_label, prepare_weights
 
@@ -40,7 +48,7 @@ _D2_ARTEFACTS = ("last_checkpoint", "model_*.pth", "metrics.json", "events.out.t
 class TransferFailed(UserError):
     """The run started but did not finish (NaN loss, bad data found by the loader, ...); see ``record``."""
 
-    def __init__(self, message: str, record: dict[str, Any] | None = None):
+    def __init__(self, message: str, record: RunRecord | None = None):
         super().__init__(message, exit_code=1)
         self.record = record
 
@@ -52,9 +60,14 @@ class TransferJob:
     task: str
     cfg: Any  # frozen CfgNode
     dataset_root: str
-    record: dict[str, Any]
+    record: RunRecord
     resume: bool
     console: bool
+
+
+def versions() -> dict[str, str]:
+    """What produced a number: recorded in every run record."""
+    return {"synco_bench": __version__, "detectron2": detectron2.__version__, "torch": torch.__version__}
 
 
 def _label(weights: str, method: str | None) -> str:
@@ -67,8 +80,6 @@ def default_output(task: str, weights: str, method: str | None, seed: int) -> Pa
 
 
 def _devices(num_gpus: int | None, amp: bool) -> tuple[str, int]:
-    import torch  # noqa: PLC0415
-
     cuda = torch.cuda.is_available()
     if num_gpus is None:
         num_gpus = max(torch.cuda.device_count(), 1) if cuda else 1
@@ -88,36 +99,35 @@ def _clear_detectron2_outputs(output: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _check_existing(existing: dict[str, Any] | None, sha: str, dump: str, output: Path, *,
+def _check_existing(existing: RunRecord | None, sha: str, dump: str, output: Path, *,
                     resume: bool, force: bool) -> bool:
     """True if the run in ``output`` is already complete with this config (nothing to do)."""
     if existing is None or force:
         return False
-    same = existing.get("config", {}).get("sha256") == sha
-    if existing.get("status") == "complete":
+    same = existing.config.get("sha256") == sha
+    if existing.status == "complete":
         if same:
             return True
-        changes = diff_dumps(existing["config"]["dump"], dump)
+        changes = diff_dumps(existing.config["dump"], dump)
         raise UserError(f"{output} holds a complete run of another config ({changes}); "
                         "choose another --output, or pass --force to replace it")
-    if resume and existing.get("config", {}).get("dump") and not same:
+    if resume and existing.config.get("dump") and not same:
         raise UserError(f"cannot resume: {output} was started with another config "
-                        f"({diff_dumps(existing['config']['dump'], dump)}); use the same settings, or --force")
-    status = existing.get("status")
+                        f"({diff_dumps(existing.config['dump'], dump)}); use the same settings, or --force")
+    status = existing.status
     if not resume and (status == "running" or (output / "last_checkpoint").is_file()):
         raise UserError(f"{output} holds an unfinished run (status {status}: still running, stopped or failed); "
                         "pass --resume to continue it or --force to start over")
     return False
 
 
-def _early_failure(output: Path, existing: dict[str, Any] | None, force: bool, task: str, seed: int,
+def _early_failure(output: Path, existing: RunRecord | None, force: bool, task: str, seed: int,
                    error: str, world_size: int, label: str) -> None:
     """Record a failure that happened before training, unless that would hide a finished result."""
-    if existing is not None and existing.get("status") == "complete" and not force:
+    if existing is not None and existing.status == "complete" and not force:
         return
-    record = new_record(task=task, method=label, pretrain_epochs=None, seed=seed, weights=None, config_dump=None,
-                        config_sha256=None, deviations=None, world_size=world_size, planned=None)
-    write_record(output, finish(record, "failed", error=error))
+    record = RunRecord("running", None, task, label, None, seed, world_size=world_size, versions=versions())
+    write_record(output, record.finished("failed", error=error))
 
 
 def run_transfer(task: str, weights: str, output: str | Path | None = None, *, num_gpus: int | None = None,
@@ -125,7 +135,7 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, *, n
                  resume: bool = False, force: bool = False, amp: bool = False, method: str | None = None,
                  evaluator: str = "pycocotools", dataset_root: str | Path | None = None,
                  lr_synco_repo: bool = False, opts: list[str] | None = None, trust_pickle: bool = False,
-                 console: bool = True, pretrain_epochs: int | None = None) -> dict[str, Any]:
+                 console: bool = True, pretrain_epochs: int | None = None) -> RunRecord:
     """Fine-tune ``weights`` on ``task``; returns the run record (also in ``OUTPUT/run_record.json``).
 
     Raises ``UserError`` for bad input (the record says why, when ``output``
@@ -139,8 +149,6 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, *, n
     output = Path(output) if output else default_output(spec.name, weights, method, seed)
     output.mkdir(parents=True, exist_ok=True)
     output = output.resolve()  # OUTPUT_DIR and MODEL.WEIGHTS in the config (and its hash) are absolute
-    from transfer.engine import run_logging  # noqa: PLC0415 - imports detectron2
-
     with run_logging(output, machine_rank * num_gpus, console=console):
         return _run(spec, weights, output, device=device, num_gpus=num_gpus, num_machines=num_machines,
                     machine_rank=machine_rank, dist_url=dist_url, seed=seed, resume=resume, force=force, amp=amp,
@@ -151,7 +159,7 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, *, n
 def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, num_machines: int,
          machine_rank: int, dist_url: str, seed: int, resume: bool, force: bool, amp: bool, method: str | None,
          evaluator: str, dataset_root: str | Path | None, lr_synco_repo: bool, opts: list[str] | None,
-         trust_pickle: bool, console: bool, pretrain_epochs: int | None = None) -> dict[str, Any]:
+         trust_pickle: bool, console: bool, pretrain_epochs: int | None = None) -> RunRecord:
     world_size = num_gpus * num_machines
     existing = read_record(output)
     writes_record = machine_rank == 0
@@ -175,7 +183,7 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
         if _check_existing(existing, sha, dump, output, resume=resume, force=force):
             logger.warning("%s: already complete with this config; not re-running (pass --force to redo it)",
                            output)
-            return existing  # type: ignore[return-value]
+            return existing
     except UserError as exc:
         if writes_record:
             _early_failure(output, existing, force, spec.name, seed, str(exc), world_size, _label(weights, method))
@@ -183,15 +191,15 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
     if force and not resume:
         _clear_detectron2_outputs(output)
     epochs = pretrain_epochs if pretrain_epochs is not None else prepared.pretrain_epochs  # the caller knows best
-    record = new_record(task=spec.name, method=prepared.method, pretrain_epochs=epochs, seed=seed,
-                        weights=prepared.record(), config_dump=dump, config_sha256=sha,
-                        deviations=protocol_deviations(cfg, spec, prepared.input_settings),
-                        world_size=world_size, planned=cfg.SOLVER.MAX_ITER)
-    if evaluator == "faster-coco-eval":
-        record["versions"]["faster_coco_eval"] = faster_coco_eval_version()
+    extra = {"faster_coco_eval": faster_coco_eval_version()} if evaluator == "faster-coco-eval" else {}
+    record = RunRecord("running", None, spec.name, prepared.method, epochs, seed, weights=prepared.record(),
+                       config={"dump": dump, "sha256": sha},
+                       protocol_deviations=protocol_deviations(cfg, spec, prepared.input_settings),
+                       world_size=world_size, versions={**versions(), **extra},
+                       iterations={"done": 0, "planned": cfg.SOLVER.MAX_ITER})
     logger.info("transfer %s: weights %s (%s, %s pretraining epochs), world size %d, versions %s",
-                spec.name, prepared.path, prepared.method, prepared.pretrain_epochs, world_size, record["versions"])
-    for key, change in record["protocol_deviations"].items():
+                spec.name, prepared.path, prepared.method, prepared.pretrain_epochs, world_size, record.versions)
+    for key, change in record.protocol_deviations.items():
         logger.warning("protocol deviation %s: expected %r, actual %r", key, change["expected"], change["actual"])
     if writes_record:
         atomic_write_text(output / "config.yaml", dump)
@@ -199,14 +207,12 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
     job = TransferJob(spec.name, cfg, str(root), record, resume, console)
     _launch(job, num_gpus, num_machines, machine_rank, dist_url)
     final = read_record(output) if writes_record else record
-    if final is not None and final.get("status") == "failed":
-        raise TransferFailed(final.get("error") or "the run failed", final)
+    if final is not None and final.status == "failed":
+        raise TransferFailed(final.error or "the run failed", final)
     return final or record
 
 
 def _launch(job: TransferJob, num_gpus: int, num_machines: int, machine_rank: int, dist_url: str) -> None:
-    from detectron2.engine import launch  # noqa: PLC0415
-
     if num_gpus * num_machines == 1:
         _worker(job)  # in-process: exceptions (and Ctrl-C) arrive as they are
         return
@@ -215,26 +221,20 @@ def _launch(job: TransferJob, num_gpus: int, num_machines: int, machine_rank: in
                args=(job,))
     except Exception as exc:  # noqa: BLE001 - a worker's failure is in the record rank 0 wrote
         record = read_record(job.cfg.OUTPUT_DIR) if machine_rank == 0 else None
-        if record is not None and record.get("status") in ("failed", "interrupted"):
-            raise TransferFailed(record.get("error") or str(exc), record) from exc
+        if record is not None and record.status in ("failed", "interrupted"):
+            raise TransferFailed(record.error or str(exc), record) from exc
         raise
 
 
 def _worker(job: TransferJob) -> None:
     """One training process: register data, train, evaluate; rank 0 writes the final record."""
-    from detectron2.utils import comm  # noqa: PLC0415
-    from detectron2.utils.env import seed_all_rng  # noqa: PLC0415
-
-    from transfer.data_setup import check_contents, register_datasets  # noqa: PLC0415
-    from transfer.engine import StdoutToLog, TransferTrainer, run_logging  # noqa: PLC0415
-
     cfg, rank = job.cfg, comm.get_rank()
     task: Task = get_task(job.task)
     record, trainer = job.record, None
 
-    def end(status: str, error: str | None = None, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-        done = trainer.iterations_done if trainer is not None else record["iterations"]["done"]
-        final = finish(record, status, done=done, metrics=metrics, error=error)
+    def end(status: str, error: str | None = None, metrics: dict[str, Any] | None = None) -> RunRecord:
+        done = trainer.iterations_done if trainer is not None else record.iterations["done"]
+        final = record.finished(status, done=done, metrics=metrics, error=error)
         if rank == 0:
             write_record(cfg.OUTPUT_DIR, final)
         return final
@@ -251,7 +251,7 @@ def _worker(job: TransferJob) -> None:
                 check_contents(list(cfg.DATASETS.TRAIN), list(cfg.DATASETS.TEST), cfg.MODEL.ROI_HEADS.NUM_CLASSES)
             trainer = TransferTrainer(cfg)
             trainer.resume_or_load(resume=job.resume)
-            record = {**record, "iterations": {**record["iterations"], "done": trainer.iterations_done}}
+            record = record.with_done(trainer.iterations_done)
             if rank == 0:
                 write_record(cfg.OUTPUT_DIR, record)
             results = trainer.train()

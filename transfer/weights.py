@@ -27,10 +27,11 @@ from typing import Any
 
 import yaml
 
-from synco.digest import sha256_of
-from synco.errors import UserError
+from synco.common.digest import sha256_of
+from synco.common.errors import UserError
 from transfer.convert import convert_checkpoint, load_input_settings, sidecar_path
 from transfer.convert.reading import load_checkpoint
+from transfer.convert.resnet_spec import DEPTHS
 from transfer.convert.settings import DETECTRON2_DEFAULT_STYLE, TORCHVISION_STYLE, with_arch
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ MSRA_CATALOG = "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
 PROTOCOL_DEPTH = 50
 _CHECKPOINT_SUFFIX = re.compile(r"(\.pth\.tar|\.pth|\.pt|\.ckpt|\.tar|\.bin|\.torch|\.pkl)$")
 _CAFFE2_BLOCK = re.compile(r"^res(\d)_(\d+)_branch2([abc])_w$")
-_CAFFE2_DEPTHS = {("bottleneck", (3, 4, 6, 3)): 50, ("bottleneck", (3, 4, 23, 3)): 101,
-                  ("bottleneck", (3, 8, 36, 3)): 152, ("basic", (2, 2, 2, 2)): 18, ("basic", (3, 4, 6, 3)): 34}
 
 
 @dataclass
@@ -71,20 +70,6 @@ def _refuse_depth(depth: int | None, path: str) -> None:
                         "so these weights cannot be compared with the papers' numbers")
 
 
-def _pretraining_metadata(obj: Any) -> tuple[str, int | None] | None:
-    """``(method, finished epochs)`` from one of this project's pretraining checkpoints."""
-    meta = obj.get("synco") if isinstance(obj, dict) else None
-    if not isinstance(meta, dict) or not isinstance(meta.get("method"), str):
-        return None
-    planned = (meta.get("config") or {}).get("epochs")
-    done = obj.get("epoch")
-    epochs = done if isinstance(done, int) else planned if isinstance(planned, int) else None
-    epochs = epochs if epochs else None  # 0 finished epochs: no pretraining to speak of
-    if isinstance(done, int) and isinstance(planned, int) and done < planned:
-        logger.warning("the pretraining checkpoint is from epoch %d of a planned %d", done, planned)
-    return meta["method"], epochs
-
-
 def _sidecar_source(pkl: Path) -> dict[str, Any]:
     """The ``source:`` the converter wrote next to ``pkl``: path, sha256, format, arch (+ method, epochs)."""
     try:
@@ -94,30 +79,19 @@ def _sidecar_source(pkl: Path) -> dict[str, Any]:
     return source if isinstance(source, dict) else {}
 
 
-def _metadata_from_source(pkl: Path, trust_pickle: bool) -> tuple[str, int | None] | None:
-    """Method and epochs of the pretraining checkpoint a converted ``.pkl`` came from.
-
-    The converter records them in the sidecar's ``source``; a sidecar written
-    before it did is answered from the original checkpoint, if still at hand.
-    """
+def _metadata_from_source(pkl: Path) -> tuple[str, int | None] | None:
+    """Method and epochs of the pretraining checkpoint a converted ``.pkl`` came from (its sidecar's ``source``)."""
     source = _sidecar_source(pkl)
-    if isinstance(source.get("method"), str):
-        epochs = source.get("pretrain_epochs")
-        return source["method"], epochs if isinstance(epochs, int) and epochs > 0 else None
-    original = Path(str(source.get("path", "")))
-    if source.get("format") != "synco" or not original.is_file():
+    if not isinstance(source.get("method"), str):
         return None
-    loaded = load_checkpoint(original, trust_pickle=trust_pickle)
-    if loaded.sha256 != source.get("sha256"):
-        logger.warning("%s changed since %s was converted; not using its method label", original, pkl)
-        return None
-    return _pretraining_metadata(loaded.obj)
+    epochs = source.get("pretrain_epochs")
+    return source["method"], epochs if isinstance(epochs, int) and epochs > 0 else None
 
 
-def _label(pkl: Path, method: str | None, fallback: str, trust_pickle: bool) -> tuple[str, int | None]:
+def _label(pkl: Path, method: str | None, fallback: str) -> tuple[str, int | None]:
     """Row label and pretraining epochs: ``method`` names the row when given (an
     ablation's own name), but the epochs still come from the checkpoint."""
-    meta = _metadata_from_source(pkl, trust_pickle)
+    meta = _metadata_from_source(pkl)
     return method or (meta[0] if meta else fallback), meta[1] if meta else None
 
 
@@ -133,8 +107,8 @@ def _caffe2_depth(obj: Any) -> int | None:
             branches.add(match.group(3))
     if sorted(blocks) != [2, 3, 4, 5] or "conv1_w" not in blobs:
         return None
-    kind = "bottleneck" if "c" in branches else "basic"
-    return _CAFFE2_DEPTHS.get((kind, tuple(len(blocks[stage]) for stage in (2, 3, 4, 5))))
+    block = "Bottleneck" if "c" in branches else "BasicBlock"  # only bottlenecks have a third conv, branch2c
+    return DEPTHS.get((block, tuple(len(blocks[stage]) for stage in (2, 3, 4, 5))))
 
 
 def _msra_weights(local: Path, shown: str, method: str | None) -> PreparedWeights:
@@ -166,7 +140,7 @@ def _detectron2_pkl(path: Path, method: str | None, trust_pickle: bool) -> Prepa
     settings = load_input_settings(path)
     _refuse_depth(report.settings.get("MODEL.RESNETS.DEPTH"), str(path))
     source = _sidecar_source(path).get("path")  # name the run after what was converted, not the .pkl
-    label, epochs = _label(path, method, file_label(Path(str(source)) if source else path), trust_pickle)
+    label, epochs = _label(path, method, file_label(Path(str(source)) if source else path))
     return PreparedWeights(str(path), settings, str(path), loaded.sha256, label, epochs, report.to_dict())
 
 
@@ -187,7 +161,7 @@ def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bo
         dst.unlink(missing_ok=True)
         sidecar_path(dst).unlink(missing_ok=True)
         raise
-    label, epochs = _label(dst, method, file_label(path), trust_pickle)
+    label, epochs = _label(dst, method, file_label(path))
     return PreparedWeights(str(dst), settings, str(path), sha, label, epochs,
                            report.to_dict() if report else None)
 

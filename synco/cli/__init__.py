@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from synco import __version__
-from synco.errors import UserError
+from synco.common.errors import UserError
 
 # Order is the order shown in ``synco --help``.
 COMMANDS = ["data", "doctor", "pretrain", "convert", "transfer", "tabulate", "bench", "demo"]

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from synco.errors import UserError
+from synco.common.errors import UserError
 from transfer.convert.layouts import ALIASES, DINO_BRANCHES, FORMAT_NAMES
 
 _EPILOG = f"""\

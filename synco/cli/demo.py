@@ -14,19 +14,18 @@ import sys
 import time
 from pathlib import Path
 
-EXPERIMENT = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "toy.yaml"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the toy-world demo: pretrain -> convert -> transfer -> table (CPU, ~15 min)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for everything the demo makes")
-    p.add_argument("--experiment", type=Path, default=EXPERIMENT, help=argparse.SUPPRESS)
+    p.add_argument("--experiment", default="toy", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from synco.bench import run_bench  # noqa: PLC0415
+    from synco.pipeline import run_bench  # noqa: PLC0415
 
     start = time.time()
     summary = run_bench(args.experiment, output=args.out)

@@ -19,10 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synco.doctor import collect_report, format_report  # noqa: PLC0415
+    from synco.environment.doctor import collect_report, format_report  # noqa: PLC0415
 
     if args.install_detectron2:
-        from synco.detectron2_install import ensure_detectron2  # noqa: PLC0415
+        from synco.environment.detectron2_install import ensure_detectron2  # noqa: PLC0415
 
         ensure_detectron2(args.detectron2_wheel)
     report = collect_report()

@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml  # noqa: PLC0415
 
-    from synco.config import load_config  # noqa: PLC0415
-    from synco.train import Interrupted, pretrain  # noqa: PLC0415
+    from synco.pretrain.config import load_config  # noqa: PLC0415
+    from synco.pretrain.train import Interrupted, pretrain  # noqa: PLC0415
 
     overrides = list(args.overrides)
     if args.data:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     if not cfg.data:
-        from synco.errors import UserError  # noqa: PLC0415
+        from synco.common.errors import UserError  # noqa: PLC0415
 
         raise UserError("no dataset given; pass --data ROOT (an ImageFolder root or a toy world).")
     try:

@@ -1,16 +1,15 @@
 """``synco tabulate RUN_DIR...``: run records to the tables (and plots) this field publishes.
 
-Thin over :mod:`results`; pandas and matplotlib are imported only when the
-command runs, so ``synco --help`` stays fast.
+Thin over :func:`results.export.tabulate` (which builds and writes tables the
+same way as the ``results.*`` files of ``synco bench``): this module only parses
+arguments and says what was written. pandas and matplotlib are imported only
+when the command runs, so ``synco --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
-from synco.errors import UserError
 
 FORMATS = ("md", "tex", "csv", "json")  # kept equal to results.render.FORMATS (tested)
 
@@ -33,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="folder searched recursively for run_record.json")
+    parser.add_argument("run_dirs", metavar="RUN_DIR", nargs="+",
+                        help="folder searched recursively for run_record.json")
     parser.add_argument("--baseline", default="mocov2-200ep", metavar="KEY",
                         help="method key the Δ columns compare against (default: mocov2-200ep)")
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="md", help="table format (default: md)")
@@ -47,37 +47,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from results.aggregate import build_report, collect
-    from results.records import RECORD_NAME, find_records
-    from results.render import render
+    # keeps `synco --help` fast: pandas/matplotlib load only when the command runs
+    from results.export import tabulate  # noqa: PLC0415
 
-    missing = [d for d in args.run_dirs if not Path(d).exists()]
-    if missing:
-        raise UserError(f"no such file or folder: {', '.join(missing)}")
-    if not find_records(args.run_dirs):
-        raise UserError(f"no {RECORD_NAME} found under {', '.join(args.run_dirs)}; "
-                        "point RUN_DIR at the output folders of synco transfer")
-    published = None
-    if not args.no_published:
-        from results.published import load_published
-
-        published = load_published()
-    report = build_report(collect(args.run_dirs), baseline=args.baseline, published=published)
-    text = render(report, args.fmt, digits=args.digits)
-    if args.output:
-        from synco.atomic import atomic_write_text
-
-        atomic_write_text(args.output, text)
-    else:
-        sys.stdout.write(text)
-    written = []
-    if args.plot:
-        from results.plots import write_plots
-
-        written = write_plots(report, args.plot)
+    result = tabulate(args.run_dirs, args.fmt, output=args.output, plot=args.plot, baseline=args.baseline,
+                      published=not args.no_published, digits=args.digits)
+    if not args.output:
+        sys.stdout.write(result.text)
+    report = result.report
     used = sum(r.n or 0 for t in report.tables for r in t.rows if r.kind == "reproduced")
-    if args.output or written:
-        targets = ([args.output] if args.output else []) + [str(p) for p in written]
+    if args.output or result.plots:
+        targets = ([args.output] if args.output else []) + [str(p) for p in result.plots]
         print(f"wrote {', '.join(targets)}", file=sys.stderr)
     print(f"{used} run(s) tabulated, {len(report.skipped)} skipped", file=sys.stderr)
     if args.fmt == "csv":

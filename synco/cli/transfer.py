@@ -82,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
         lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
         pretrain_epochs=args.pretrain_epochs,
     )
-    summary = {task: {k: record["metrics"][task].get(k) for k in ("AP", "AP50", "AP75")}
-               for task in (record.get("metrics") or {})}
-    print(f"{record['status']}: {record['task']} {record['method']} "
-          f"({record['iterations']['done']}/{record['iterations']['planned']} iterations) {json.dumps(summary)}")
-    if record["protocol_deviations"]:
-        print(f"protocol deviations: {', '.join(record['protocol_deviations'])}")
+    summary = {iou: {k: record.metrics[iou].get(k) for k in ("AP", "AP50", "AP75")}
+               for iou in (record.metrics or {})}
+    print(f"{record.status}: {record.task} {record.method} "
+          f"({record.iterations['done']}/{record.iterations['planned']} iterations) {json.dumps(summary)}")
+    if record.protocol_deviations:
+        print(f"protocol deviations: {', '.join(record.protocol_deviations)}")
     return 0

@@ -29,8 +29,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from synco.atomic import atomic_directory
-from synco.errors import UserError
+from synco.common.atomic import atomic_directory, link_or_copy
+from synco.common.errors import UserError
 from synco.toyworld.formats import coco_annotations, coco_categories, coco_image, voc_xml
 from synco.toyworld.scene import CLASS_NAMES, make_scene
 
@@ -102,13 +102,6 @@ def _save_jpeg(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image).save(path, format="JPEG", quality=JPEG_QUALITY)
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def _write_pretrain(spec: ToyWorldSpec, root: Path, progress: Callable[[str, int, int], None]) -> None:
     folder = root / "pretrain" / "train" / "toy"
     folder.mkdir(parents=True)
@@ -134,7 +127,7 @@ def _write_detection(spec: ToyWorldSpec, root: Path, split: str, progress: Calla
         image, scene = _render(spec, split, i)
         jpg = voc / "JPEGImages" / f"{file_id}.jpg"
         _save_jpeg(image, jpg)
-        _link_or_copy(jpg, coco_images_dir / jpg.name)
+        link_or_copy(jpg, coco_images_dir / jpg.name)
         (voc / "Annotations" / f"{file_id}.xml").write_text(voc_xml(file_id, scene))
         ids.append(file_id)
         images.append(coco_image(int(file_id), jpg.name, scene))

@@ -8,7 +8,7 @@ import pytest
 
 from results.aggregate import build_report, collect, noise_verdict, summarize_task
 from results.published import load_published
-from tests.results.test_records import make_record, write_record
+from tests.conftest import make_record, write_record
 
 T4 = 2.776445105  # t_{0.975, 4}
 MAX_ITER = {"SOLVER.MAX_ITER": {"expected": 24000, "actual": 100}}

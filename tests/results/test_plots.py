@@ -7,7 +7,7 @@ from pathlib import Path
 from results.aggregate import build_report, collect
 from results.plots import plot_stem, write_plots
 from results.published import load_published
-from tests.results.test_records import make_record, write_record
+from tests.conftest import make_record, write_record
 
 
 def test_plot_stem_accepts_either_extension_or_none(tmp_path):

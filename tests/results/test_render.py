@@ -11,8 +11,18 @@ import pytest
 
 from results.aggregate import build_report, collect
 from results.published import load_published
-from results.render import FORMATS, render, tex_escape, to_csv, to_json, to_latex, to_markdown
-from tests.results.test_records import make_record, write_record
+from results.render import (
+    FORMATS,
+    render,
+    table_latex,
+    table_markdown,
+    tex_escape,
+    to_csv,
+    to_json,
+    to_latex,
+    to_markdown,
+)
+from tests.conftest import make_record, write_record
 
 NUMBER = re.compile(r"[+-]?\d+\.\d+")
 ODD_LABEL = "my_method 50%{x}&#~^"
@@ -158,3 +168,52 @@ def test_every_format_renders_and_unknown_formats_fail(report):
         assert render(report, fmt).strip()
     with pytest.raises(ValueError):
         render(report, "xml")
+
+
+@pytest.fixture
+def small_report(tmp_path):
+    """Two methods over three seeds and a one-seed run: every kind of measured cell, with and without a CI."""
+    for seed in range(3):
+        write_record(tmp_path, f"m{seed}", make_record("mocov2", 200, seed, ap50=82.0 + 0.2 * seed, ap=57.0,
+                                                       ap75=63.0 + 0.3 * seed))
+        write_record(tmp_path, f"s{seed}", make_record("synco", 200, seed, ap50=82.5 + 0.2 * seed, ap=57.1 + seed / 10))
+    write_record(tmp_path, "b", make_record("byol", 300, 0, ap50=80.0))
+    return build_report(collect([tmp_path]), published=None)
+
+
+PINNED_MD = """\
+| method | source | n | AP50 | Δ AP50 | AP | Δ AP | AP75 | Δ AP75 |
+|:--|:--|--:|--:|--:|--:|--:|--:|--:|
+| mocov2-200ep | reproduced | 3 | 82.20 ± 0.20 | baseline | 57.00 ± 0.00 | baseline | 63.30 ± 0.30 | baseline |
+| byol-300ep | reproduced | 1 | 80.00 ± – | -2.20 | 57.00 ± – | +0.00 ≈ | 63.00 ± – | -0.30 ≈ |
+| synco-200ep | reproduced | 3 | 82.70 ± 0.20 | +0.50 [+0.05, +0.95] | 57.20 ± 0.10 | +0.20 [-0.05, +0.45] ≈ \
+| 63.00 ± 0.00 | -0.30 [-1.05, +0.45] ≈ |
+"""
+
+PINNED_TEX = r"""\begin{tabular}{llrrrrrrr}
+\toprule
+method & source & $n$ & AP$_{50}$ & $\Delta$ & AP & $\Delta$ & AP$_{75}$ & $\Delta$ \\
+\midrule
+mocov2-200ep & reproduced & 3 & $82.20$\,{\scriptsize$\pm$ $0.20$} & base & $57.00$\,{\scriptsize$\pm$ $0.00$} & base & $63.30$\,{\scriptsize$\pm$ $0.30$} & base \\
+byol-300ep & reproduced & 1 & $80.00$\,{\scriptsize$\pm$ --} & $-2.20$ & $57.00$\,{\scriptsize$\pm$ --} & $+0.00$\,$\approx$ & $63.00$\,{\scriptsize$\pm$ --} & $-0.30$\,$\approx$ \\
+synco-200ep & reproduced & 3 & $82.70$\,{\scriptsize$\pm$ $0.20$} & $+0.50$\,{\scriptsize$[+0.05, +0.95]$} & $57.20$\,{\scriptsize$\pm$ $0.10$} & $+0.20$\,{\scriptsize$[-0.05, +0.45]$}\,$\approx$ & $63.00$\,{\scriptsize$\pm$ $0.00$} & $-0.30$\,{\scriptsize$[-1.05, +0.45]$}\,$\approx$ \\
+\bottomrule
+\end{tabular}
+"""  # noqa: E501 - a table row is one line
+
+
+def test_markdown_and_latex_grids_are_pinned(small_report):
+    """Both formats share one grid (header, row order, Δ placement); pin each byte of it."""
+    md = table_markdown(small_report.tables[0], small_report.baseline)
+    assert md[md.index("| method"):md.index("\n\n", md.index("| method")) + 1] == PINNED_MD
+    tex = table_latex(small_report.tables[0], small_report.baseline)
+    assert tex[tex.index("\\begin{tabular}"):tex.index("\\end{tabular}") + len("\\end{tabular}\n")] == PINNED_TEX
+
+
+@pytest.mark.usefixtures("small_report")  # for its records in tmp_path
+def test_without_a_baseline_there_are_no_delta_columns(tmp_path):
+    report = build_report(collect([tmp_path]), baseline="nothing-1ep", published=None)
+    md, tex = table_markdown(report.tables[0], "nothing-1ep"), table_latex(report.tables[0], "nothing-1ep")
+    assert "| method | source | n | AP50 | AP | AP75 |\n|:--|:--|--:|--:|--:|--:|\n" in md
+    assert "\\begin{tabular}{llrrrr}\n\\toprule\nmethod & source & $n$ & AP$_{50}$ & AP & AP$_{75}$ \\\\\n" in tex
+    assert "| byol-300ep | reproduced | 1 | 80.00 ± – | 57.00 ± – | 63.00 ± – |" in md

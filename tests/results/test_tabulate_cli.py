@@ -6,10 +6,11 @@ import json
 
 import pytest
 
+from results.export import export_tables
+from results.render import FORMATS
 from synco.cli import COMMANDS, main
 from synco.cli.tabulate import FORMATS as CLI_FORMATS
-from results.render import FORMATS
-from tests.results.test_records import make_record, write_record
+from tests.conftest import make_record, write_record
 
 
 @pytest.fixture
@@ -60,6 +61,22 @@ def test_csv_lists_skips_on_stderr(runs, capsys):
 def test_bad_baseline_is_a_note(runs, capsys):
     assert main(["tabulate", str(runs), "--baseline", "byol-300ep"]) == 0
     assert "baseline byol-300ep not found" in capsys.readouterr().out
+
+
+def test_cli_and_export_write_the_same_tables(runs, tmp_path):
+    """``synco tabulate`` and the ``results.*`` files of ``synco bench`` come from one code path."""
+    report, written = export_tables([runs, tmp_path / "not-run"], tmp_path / "tables")
+    assert report is not None
+    assert [p.name for p in written] == [f"results.{fmt}" for fmt in FORMATS] + ["plots-voc.png", "plots-voc.svg"]
+    for fmt in FORMATS:
+        out_file = tmp_path / f"cli.{fmt}"
+        assert main(["tabulate", str(runs), "--format", fmt, "--output", str(out_file)]) == 0
+        assert out_file.read_bytes() == (tmp_path / "tables" / f"results.{fmt}").read_bytes()
+
+
+def test_export_without_records_writes_nothing(tmp_path):
+    assert export_tables([tmp_path / "not-run", tmp_path], tmp_path / "tables") == (None, [])
+    assert not (tmp_path / "tables").exists()
 
 
 @pytest.mark.parametrize("make_dir", [False, True])

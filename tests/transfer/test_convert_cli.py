@@ -8,7 +8,7 @@ import pickle
 import torch
 
 from synco.cli import main
-from tests.transfer.test_convert_fixtures import BUILDERS, d2_name, weights
+from tests.transfer.checkpoint_builders import BUILDERS, d2_name, weights
 
 
 def test_convert_writes_loadable_detectron2_weights_and_prints_the_report(capsys, tmp_path) -> None:

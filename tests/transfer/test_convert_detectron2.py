@@ -16,7 +16,7 @@ import re
 import pytest
 import torch
 
-from tests.transfer.test_convert_fixtures import BUILDERS, d2_name, weights
+from tests.transfer.checkpoint_builders import BUILDERS, d2_name, weights
 from transfer.convert import convert_checkpoint, load_input_settings
 
 pytest.importorskip("detectron2")

@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from synco.cli import main
-from tests.transfer.test_convert_fixtures import BUILDERS, backbone, d2_name, prefixed, timm_state, weights
-from tests.transfer.test_convert_fixtures import torchvision_state
+from tests.transfer.checkpoint_builders import (
+    BUILDERS,
+    backbone,
+    d2_name,
+    prefixed,
+    timm_state,
+    torchvision_state,
+    weights,
+)
 
 
 class Hyperparameters(dict):

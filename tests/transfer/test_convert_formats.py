@@ -10,8 +10,8 @@ import pytest
 import torch
 import torchvision
 
-from synco.errors import UserError
-from tests.transfer.test_convert_fixtures import ARCHS, BUILDERS, TV_STYLE, d2_name, dino_checkpoint, weights
+from synco.common.errors import UserError
+from tests.transfer.checkpoint_builders import ARCHS, BUILDERS, TV_STYLE, d2_name, dino_checkpoint, weights
 from transfer.convert import convert_checkpoint, load_input_settings
 
 TORCHVISION_STYLE_FIXTURES = [name for name, build in BUILDERS.items() if not name.startswith("detectron2-")

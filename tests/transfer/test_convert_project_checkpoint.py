@@ -1,7 +1,7 @@
 """A checkpoint written by this project's own pretraining code converts, safely and completely.
 
 The ``synco`` fixture imitates the layout; this test uses the real writer
-(``synco.checkpoint.save_checkpoint`` on a real ``MomentumContrast``), whose
+(``synco.pretrain.checkpoint.save_checkpoint`` on a real ``MomentumContrast``), whose
 extra entries (optimizer state, numpy/python RNG states, the config) must
 still load with ``weights_only=True``.
 """
@@ -13,13 +13,13 @@ import pickle
 import numpy as np
 import torch
 
-from tests.transfer.test_convert_fixtures import d2_name
+from tests.transfer.checkpoint_builders import d2_name
 from transfer.convert import convert_checkpoint
 
 
 def test_real_pretraining_checkpoint_converts(tmp_path) -> None:
-    from synco.checkpoint import save_checkpoint
-    from synco.model import MomentumContrast
+    from synco.pretrain.checkpoint import save_checkpoint
+    from synco.pretrain.model import MomentumContrast
 
     model = MomentumContrast("resnet18", dim=16, queue_size=32)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torchvision
 
-from tests.transfer.test_convert_fixtures import BUILDERS, backbone, torchvision_state
+from tests.transfer.checkpoint_builders import BUILDERS, backbone, torchvision_state
 from transfer.convert import convert_checkpoint
 
 

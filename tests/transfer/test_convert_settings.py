@@ -7,8 +7,8 @@ import pickle
 import pytest
 import yaml
 
-from synco.errors import UserError
-from tests.transfer.test_convert_fixtures import BUILDERS
+from synco.common.errors import UserError
+from tests.transfer.checkpoint_builders import BUILDERS
 from transfer.convert import convert_checkpoint, load_input_settings, sidecar_path
 
 TORCHVISION_EXPECTED = {

@@ -15,8 +15,8 @@ from detectron2.structures import BoxMode, polygons_to_bitmask  # noqa: E402
 
 from synco.toyworld import CLASS_NAMES, make_scene  # noqa: E402
 from synco.toyworld.generate import SPLITS  # noqa: E402
-from transfer.datasets import register_toy_world, toy_dataset_names  # noqa: E402
-from transfer.gt_check import evaluate_ground_truth  # noqa: E402
+from transfer.detection.datasets import register_toy_world, toy_dataset_names  # noqa: E402
+from transfer.detection.ground_truth import evaluate_ground_truth  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_registration_is_idempotent_and_follows_the_root(toy_root, tmp_path):
 
 
 def test_non_toy_folder_is_a_clear_error(tmp_path):
-    from synco.errors import UserError
+    from synco.common.errors import UserError
 
     with pytest.raises(UserError, match="not a toy world"):
         register_toy_world(tmp_path)

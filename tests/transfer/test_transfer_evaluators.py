@@ -59,9 +59,9 @@ def test_faster_coco_eval_matches_pycocotools(toy_root, tmp_path):
     from detectron2.evaluation import coco_evaluation
     from faster_coco_eval import COCOeval_faster
 
-    from transfer.config import task_config
-    from transfer.datasets import register_toy_world
-    from transfer.engine import build_protocol_evaluator
+    from transfer.detection.run_config import task_config
+    from transfer.detection.datasets import register_toy_world
+    from transfer.detection.engine import build_protocol_evaluator
     from transfer.tasks import get_task
 
     names = register_toy_world(toy_root)

@@ -14,8 +14,8 @@ import pytest
 import torch
 import torchvision
 
-from synco.errors import UserError
-from tests.transfer.test_transfer_fixtures import assert_readable, one_thread, tiny  # noqa: F401 - a fixture
+from synco.common.errors import UserError
+from tests.transfer.conftest import assert_readable, tiny
 
 pytest.importorskip("detectron2")
 
@@ -140,11 +140,11 @@ def test_class_count_must_match_the_detector(toy_root, tmp_path, one_thread):
 
 def test_a_complete_result_is_not_replaced_by_a_failed_attempt(toy_root, tmp_path):
     from transfer.run import run_transfer
-    from transfer.run_record import SCHEMA
+    from tests.conftest import make_record
 
     out = tmp_path / "run"
     out.mkdir()
-    done = {"schema": SCHEMA, "status": "complete", "config": {"dump": "A: 1\n", "sha256": "x"}}
+    done = make_record(task="toy-voc", config={"dump": "A: 1\n", "sha256": "x"})
     (out / "run_record.json").write_text(json.dumps(done))
     with pytest.raises(UserError, match="weights not found"):
         run_transfer("toy-voc", str(tmp_path / "missing.pth"), out, dataset_root=toy_root, console=False)
@@ -154,7 +154,7 @@ def test_a_complete_result_is_not_replaced_by_a_failed_attempt(toy_root, tmp_pat
 def test_faster_coco_eval_missing_is_a_clear_error(monkeypatch):
     import sys
 
-    from transfer.coco_fast import faster_cocoeval_class
+    from transfer.detection.coco_fast import faster_cocoeval_class
 
     monkeypatch.setitem(sys.modules, "faster_coco_eval", None)
     with pytest.raises(UserError, match=r"pip install 'synco-bench\[fast-coco\]'") as err:
@@ -163,8 +163,8 @@ def test_faster_coco_eval_missing_is_a_clear_error(monkeypatch):
 
 
 def test_project_checkpoint_gives_method_and_epochs(tmp_path):
-    from synco.checkpoint import save_checkpoint
-    from synco.model import MomentumContrast
+    from synco.pretrain.checkpoint import save_checkpoint
+    from synco.pretrain.model import MomentumContrast
     from transfer.convert import convert_checkpoint
     from transfer.weights import prepare_weights
 
@@ -219,8 +219,8 @@ def test_msra_caffe2_file_gets_caffe_style_input_and_loads(tmp_path):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from transfer.config import build_config
-    from transfer.engine import TransferTrainer  # noqa: F401 - registers the heads
+    from transfer.detection.run_config import build_config
+    from transfer.detection.engine import TransferTrainer  # noqa: F401 - registers the heads
     from transfer.tasks import get_task
     from transfer.weights import prepare_weights
 

@@ -12,8 +12,10 @@ import pytest
 
 pytest.importorskip("detectron2")
 
-from synco.errors import UserError  # noqa: E402
-from transfer.tasks import CONFIG_DIR, PROTOCOL_KEYS, TASKS, get_task  # noqa: E402
+from synco.common.errors import UserError  # noqa: E402
+from synco.common.resources import config_dir  # noqa: E402
+from transfer.protocol_keys import PROTOCOL_KEYS  # noqa: E402
+from transfer.tasks import TASKS, get_task  # noqa: E402
 
 SSL_INPUT = {"INPUT.FORMAT": "RGB", "MODEL.PIXEL_MEAN": [123.675, 116.280, 103.530],
              "MODEL.PIXEL_STD": [58.395, 57.120, 57.375], "MODEL.RESNETS.STRIDE_IN_1X1": False}
@@ -24,10 +26,10 @@ COCO_SIZES = (640, 672, 704, 736, 768, 800)
 def load(name: str):
     from detectron2.config import get_cfg
 
-    from transfer.config import add_transfer_config
+    from transfer.detection.run_config import add_transfer_config
 
     cfg = add_transfer_config(get_cfg())
-    cfg.merge_from_file(str(CONFIG_DIR / name))
+    cfg.merge_from_file(str(config_dir("detectron2") / name))
     return cfg
 
 
@@ -85,7 +87,7 @@ def test_toy_configs_are_the_same_model_smaller(name, mask, train):
 
 
 def test_every_task_has_its_config_and_every_protocol_key_exists():
-    from transfer.config import lookup, task_config
+    from transfer.detection.run_config import lookup, task_config
 
     for task in TASKS.values():
         cfg = task_config(task)
@@ -100,8 +102,8 @@ def test_extra_norm_roi_heads_end_res5_with_the_backbone_norm():
     from detectron2.modeling import build_model
     from detectron2.modeling.roi_heads import Res5ROIHeads
 
-    from transfer.config import task_config
-    from transfer.engine import TransferTrainer  # noqa: F401 - registers the heads
+    from transfer.detection.run_config import task_config
+    from transfer.detection.engine import TransferTrainer  # noqa: F401 - registers the heads
 
     cfg = task_config(get_task("toy-coco"))
     cfg.MODEL.DEVICE = "cpu"
@@ -114,7 +116,7 @@ def test_extra_norm_roi_heads_end_res5_with_the_backbone_norm():
 
 
 def test_deviations_list_exactly_what_differs_from_the_protocol():
-    from transfer.config import build_config, protocol_deviations
+    from transfer.detection.run_config import build_config, protocol_deviations
 
     task = get_task("voc")
     common = dict(weights="", output_dir="/tmp/x", seed=0, device="cpu")

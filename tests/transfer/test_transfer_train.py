@@ -12,9 +12,10 @@ import json
 
 import pytest
 
-from synco.errors import UserError
-from tests.transfer.test_transfer_fixtures import (  # noqa: F401 - fixtures
-    RECORD_KEYS, assert_metrics, assert_readable, one_thread, r50_file, r50_pkl, tiny)
+from synco.common.errors import UserError
+from tests.transfer.conftest import RECORD_KEYS, assert_metrics, assert_readable, tiny
+
+pytest.importorskip("detectron2")
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -29,7 +30,7 @@ def test_voc_faster_rcnn_converts_trains_evaluates_and_records(toy_root, r50_fil
     from transfer.run import run_transfer
 
     out = tmp_path / "voc"
-    record = run_transfer("toy-voc", str(r50_file), out, dataset_root=toy_root, opts=tiny(4), console=False)
+    record = run_transfer("toy-voc", str(r50_file), out, dataset_root=toy_root, opts=tiny(4), console=False).to_json()
 
     assert record == read(out)
     assert list(record) == RECORD_KEYS
@@ -63,7 +64,7 @@ def test_coco_mask_rcnn_trains_evaluates_box_and_mask(toy_root, r50_pkl, tmp_pat
 
     out = tmp_path / "coco"
     record = run_transfer("toy-coco", str(r50_pkl), out, dataset_root=toy_root, opts=tiny(3), method="mocov2",
-                          console=False)
+                          console=False).to_json()
     assert_metrics(record, ("bbox", "segm"))
     assert record["method"] == "mocov2"
     assert record["iterations"] == {"done": 3, "planned": 3}
@@ -73,7 +74,7 @@ def test_coco_mask_rcnn_trains_evaluates_box_and_mask(toy_root, r50_pkl, tmp_pat
 def test_resume_continues_from_the_last_checkpoint(toy_root, r50_pkl, tmp_path, monkeypatch):
     from detectron2.engine import HookBase
 
-    from transfer.engine import TransferTrainer
+    from transfer.detection.engine import TransferTrainer
     from transfer.run import run_transfer
 
     class StopAfter(HookBase):
@@ -97,7 +98,7 @@ def test_resume_continues_from_the_last_checkpoint(toy_root, r50_pkl, tmp_path, 
 
     monkeypatch.setattr(TransferTrainer, "build_hooks", build_hooks)
     record = run_transfer("toy-voc", str(r50_pkl), out, dataset_root=toy_root, opts=opts, resume=True,
-                          console=False)
+                          console=False).to_json()
     assert_metrics(record, ("bbox",))
     assert record["iterations"] == {"done": 6, "planned": 6}
     log = (out / "log.txt").read_text()

@@ -12,7 +12,9 @@ from typing import Any
 
 import torch
 
-from synco.errors import UserError
+from synco.common.atomic import atomic_write_files
+from synco.common.errors import UserError
+from synco.pretrain.checkpoint import pretraining_provenance
 from transfer.convert.detect import detect
 from transfer.convert.drop_reasons import BATCH_COUNTERS
 from transfer.convert.layouts import DINO_BRANCHES
@@ -34,7 +36,6 @@ from transfer.convert.writers import (
     text_writer,
     torch_writer,
     torchvision_payload,
-    write_all,
 )
 
 OUTPUT_KINDS = {"d2": "detectron2 .pkl", "torchvision": "torchvision state dict"}
@@ -58,12 +59,9 @@ def _check_destination(dst: Path, to: str, overwrite: bool) -> list[Path]:
 
 
 def _pretraining_label(obj: Any) -> dict[str, Any]:
-    """Method and epochs of one of this project's checkpoints, for run records."""
-    meta = obj.get("synco") if isinstance(obj, dict) else None
-    config = meta.get("config") if isinstance(meta, dict) else None
-    if not isinstance(config, dict):
-        return {}
-    return {"method": meta.get("method", config.get("method")), "pretrain_epochs": obj.get("epoch")}
+    """Method and epochs of one of this project's checkpoints, for the sidecar (run records read them)."""
+    provenance = pretraining_provenance(obj)
+    return {"method": provenance[0], "pretrain_epochs": provenance[1]} if provenance else {}
 
 
 def _torchvision_counters(backbone: MappedBackbone) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -155,6 +153,6 @@ def convert_checkpoint(
             outputs = [(dst, torch_writer(payload))]
     report.dropped = backbone.drops.groups()
     if outputs:
-        write_all(outputs)
+        atomic_write_files(outputs)
         report.output_path = str(dst)
     return report

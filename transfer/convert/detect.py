@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from synco.errors import UserError
+from synco.common.errors import UserError
 from transfer.convert.layouts import ALIASES, FORMAT_NAMES, Layout, find_container, layouts
 from transfer.convert.mapping import Classified, classify, is_tensor
 

@@ -11,7 +11,6 @@ but its group says "outside the backbone" so a surprise is visible.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from transfer.convert.report import DroppedGroup
 
@@ -63,10 +62,6 @@ class DropLog:
 
     def add(self, group: str, reason: str, count: int = 1) -> None:
         self._groups[(group, reason)] = self._groups.get((group, reason), 0) + count
-
-    def add_all(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self.add(*explain(key))
 
     def groups(self) -> list[DroppedGroup]:
         return [DroppedGroup(group, count, reason) for (group, reason), count in self._groups.items()]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synco.errors import UserError
+from synco.common.errors import UserError
 from transfer.convert.drop_reasons import DropLog, explain
 from transfer.convert.layouts import Layout
 from transfer.convert.naming import is_batch_counter

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from synco.digest import sha256_of
-from synco.errors import UserError
+from synco.common.digest import sha256_of
+from synco.common.errors import UserError
 
 _PICKLE_ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),

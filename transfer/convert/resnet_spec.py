@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from synco.errors import UserError
+from synco.common.errors import UserError
 from transfer.convert.naming import is_batch_counter
 
 # (block type, blocks per stage) -> depth, as torchvision defines them.
@@ -39,17 +39,6 @@ class ResNetArch:
     @property
     def name(self) -> str:
         return f"resnet{self.depth}"
-
-    @property
-    def bottleneck(self) -> bool:
-        return self.block == "Bottleneck"
-
-
-def arch_for_depth(depth: int) -> ResNetArch:
-    for (block, blocks), known in DEPTHS.items():
-        if known == depth:
-            return ResNetArch(depth, block, blocks)
-    raise UserError(f"unsupported ResNet depth {depth}; supported: {sorted(DEPTHS.values())}")
 
 
 def infer_arch(canonical_names: Iterable[str]) -> ResNetArch:

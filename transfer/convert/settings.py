@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from synco.errors import UserError
+from synco.common.errors import UserError
 
 TORCHVISION_STYLE: dict[str, Any] = {
     "INPUT.FORMAT": "RGB",

@@ -1,19 +1,13 @@
-"""Output payloads and all-or-nothing file writing.
+"""Output payloads, and the writers :func:`synco.common.atomic.atomic_write_files` runs.
 
-Every output file is first written completely to a temporary file in the
-destination directory (so ``os.replace`` is an atomic rename on the same
-filesystem) and only renamed into place once *all* outputs of a conversion
-(the weights and their sidecar) are written. A failure at any point removes
-the temporaries: no half-written or orphaned OUT is ever left behind.
+A conversion's outputs (the weights and their sidecar) are written all or
+nothing by that one helper: no half-written or orphaned OUT is ever left behind.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -53,23 +47,3 @@ def pickle_writer(payload: Any) -> Callable[[BinaryIO], None]:
 
 def text_writer(text: str) -> Callable[[BinaryIO], None]:
     return lambda handle: handle.write(text.encode("utf-8"))
-
-
-def write_all(outputs: list[tuple[Path, Callable[[BinaryIO], None]]]) -> None:
-    """Write every (path, writer) to a temporary, then rename all into place."""
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for path, write in outputs:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-            staged.append((Path(handle.name), path))
-            with handle:
-                write(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-        for temporary, path in staged:
-            os.replace(temporary, path)
-    finally:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-

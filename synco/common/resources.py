@@ -1,0 +1,45 @@
+"""The YAML files shipped inside the package (``synco/configs/``), found without a source checkout.
+
+Why not ``Path(__file__).parent.parent / "configs"``: that only works in an
+editable install. The configs are package data, located through
+``importlib.resources`` so that ``pip install .`` (or a wheel) finds them
+from any working directory. Three kinds live there: ``pretrain`` presets,
+``detectron2`` task configs and ``experiments`` grids.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from synco.common.errors import UserError
+
+KINDS = ("pretrain", "detectron2", "experiments")
+
+
+def config_dir(kind: str) -> Path:
+    """The folder of shipped ``kind`` configs, as a real path (detectron2 resolves ``_BASE_`` relative to it)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown config kind {kind!r}; kinds: {', '.join(KINDS)}")
+    return Path(str(files("synco").joinpath("configs", kind)))
+
+
+def shipped_names(kind: str) -> list[str]:
+    """Names (file stems) of the shipped configs of one kind, sorted."""
+    return sorted(path.stem for path in config_dir(kind).glob("*.yaml"))
+
+
+def resolve_config(kind: str, name: str | Path, what: str = "preset") -> Path:
+    """A YAML file given as a path, or the shipped config of that name.
+
+    ``what`` names the thing in the error message ("preset", "experiment").
+    """
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist.")
+        return path
+    candidate = config_dir(kind) / f"{name}.yaml"
+    if not candidate.is_file():
+        raise UserError(f"unknown {what} {str(name)!r}; {what}s: {', '.join(shipped_names(kind))}.")
+    return candidate

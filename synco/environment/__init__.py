@@ -1,0 +1,1 @@
+"""What is installed: the ``synco doctor`` report and the detectron2 installer."""

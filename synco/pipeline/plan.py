@@ -1,0 +1,124 @@
+"""The stage graph of an experiment: what runs, in which order, with which command.
+
+Every stage is one ``synco`` command (so it can run here, in another process,
+or as a Slurm job, and be re-run by hand from the report), its own folder and
+a manifest. Stages are idempotent: pretraining and transfer are always given
+``--resume``, so a stage that was cut short continues where it stopped.
+
+    data  ->  pretrain:NAME  ->  convert:NAME  ->  transfer:NAME:TASK:sSEED  ->  (tables, report)
+                                 convert:NAME (third-party weights)  ->  transfer:...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from synco.common.resources import config_dir
+from synco.pipeline.experiment import Experiment
+from synco.pretrain.config import load_config
+from transfer.tasks import TASKS
+
+DEFAULT_TOY_ROOT = "toy-world"
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str  # "pretrain:synco", "transfer:synco:toy-voc:s0"
+    kind: str  # data | pretrain | convert | transfer
+    args: tuple[str, ...]  # arguments of `synco`
+    deps: tuple[str, ...] = ()
+    gpus: int = 0  # GPUs per node the stage wants (0: CPU or whatever is there)
+    nodes: int = 1
+    label: str = ""  # what the progress line says
+    meta: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def file_id(self) -> str:
+        return self.id.replace(":", "__")
+
+    def spec_hash(self) -> str:
+        """Changes when the command or what it reads changes (a preset's resolved
+        settings, a task's config files): a finished stage is redone only then."""
+        payload = [self.kind, list(self.args), self.meta.get("inputs", "")]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def override_args(mapping: dict) -> list[str]:
+    """``{"epochs": 2, "synthesis.n_hard": 64}`` -> ``["epochs=2", "synthesis.n_hard=64"]`` (lists as JSON)."""
+    return [f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in mapping.items()]
+
+
+def _config_digest(task: str) -> str:
+    """Hash of a task's detectron2 YAML and its bases, so that editing them reruns the task."""
+    digest = hashlib.sha256()
+    digest.update(TASKS[task].config_file.encode())
+    for path in sorted(config_dir("detectron2").glob("*.yaml")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build_plan(exp: Experiment) -> list[Stage]:
+    """Stages in a valid execution order (dependencies first)."""
+    out = exp.output
+    stages: list[Stage] = []
+    gpus, nodes = int(exp.launch.get("gpus_per_node") or 0), int(exp.launch.get("nodes") or 1)
+    data_deps: tuple[str, ...] = ()
+    toy_root = str(out / DEFAULT_TOY_ROOT)
+    if exp.toy_world is not None:
+        toy_args = ["data", "toy", "--out", toy_root, "--exist-ok", "--quiet"]
+        for key, value in exp.toy_world.items():
+            toy_args += [f"--{key.replace('_', '-')}", str(value)]
+        stages.append(Stage("data:toy", "data", tuple(toy_args), label="generate the toy world"))
+        data_deps = ("data:toy",)
+    pretrain_data = exp.pretrain_data or toy_root
+    dataset_root = exp.dataset_root or (toy_root if exp.toy_world is not None else None)
+
+    weights: dict[str, tuple[str, str, tuple[str, ...], dict]] = {}  # name -> (path, method, deps, extra)
+    for entry in exp.pretrain:
+        run_dir = out / "pretrain" / entry.name
+        args = ("pretrain", "--config", entry.config, "--data", pretrain_data, "--output", str(run_dir),
+                "--resume", "--no-progress", *override_args(entry.overrides))
+        resolved = load_config(entry.config, override_args(entry.overrides))
+        stage = Stage(f"pretrain:{entry.name}", "pretrain", args, data_deps, gpus, nodes,
+                      label=f"pretrain {entry.name}", meta={"run_dir": str(run_dir), "inputs": resolved.to_dict()})
+        stages.append(stage)
+        pkl = out / "weights" / f"{entry.name}.pkl"
+        epochs = resolved.epochs
+        final = run_dir / f"checkpoint_{epochs:04d}.pth.tar"
+        stages.append(Stage(f"convert:{entry.name}", "convert", ("convert", str(final), str(pkl), "--overwrite"),
+                            (stage.id,), label=f"convert {entry.name}", meta={"run_dir": str(run_dir)}))
+        weights[entry.name] = (str(pkl), entry.name, (f"convert:{entry.name}",), {})
+    for entry in exp.weights:
+        if entry.path in ("random", "msra"):
+            weights[entry.name] = (entry.path, entry.method or entry.name, (), {})
+            continue
+        pkl = out / "weights" / f"{entry.name}.pkl"
+        args = ["convert", entry.path, str(pkl), "--overwrite"]
+        if entry.format:
+            args += ["--format", entry.format]
+        stages.append(Stage(f"convert:{entry.name}", "convert", tuple(args), label=f"convert {entry.name}"))
+        extra = {"pretrain_epochs": entry.pretrain_epochs} if entry.pretrain_epochs is not None else {}
+        weights[entry.name] = (str(pkl), entry.method or entry.name, (f"convert:{entry.name}",), extra)
+
+    task_inputs = {task: _config_digest(task) for task in exp.tasks}
+    for name, (path, method, deps, extra) in weights.items():
+        for task in exp.tasks:
+            for seed in exp.seeds[task]:
+                run_dir = out / "transfer" / task / name / f"seed{seed}"
+                args = ["transfer", "--task", task, "--weights", path, "--output", str(run_dir), "--seed",
+                        str(seed), "--method", method, "--resume", "--quiet"]
+                if "pretrain_epochs" in extra:
+                    args += ["--pretrain-epochs", str(extra["pretrain_epochs"])]
+                if dataset_root and (TASKS[task].toy or exp.dataset_root):
+                    args += ["--dataset-root", dataset_root]
+                if gpus:
+                    args += ["--num-gpus", str(gpus)]
+                for key, value in exp.transfer_overrides.get(task, {}).items():
+                    args += [key, json.dumps(value) if isinstance(value, (list, tuple)) else str(value)]
+                task_deps = deps + (data_deps if TASKS[task].toy else ())
+                stages.append(Stage(f"transfer:{name}:{task}:s{seed}", "transfer", tuple(args), task_deps,
+                                    gpus, nodes, label=f"transfer {name} -> {task} (seed {seed})",
+                                    meta={"run_dir": str(run_dir), "inputs": task_inputs[task]}))
+    return stages

@@ -1,0 +1,92 @@
+"""The experiment's closing report: what ran, where, how long, what was skipped, and the tables."""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+from results.export import export_tables
+from synco.common.atomic import atomic_write_text
+from synco.pipeline.experiment import Experiment, load_experiment
+from synco.pipeline.manifest import Manifests
+from synco.pipeline.plan import Stage, build_plan, override_args
+from synco.pretrain.config import load_config
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def write_report(exp: Experiment, stages: list[Stage], manifests: Manifests, outcome: dict[str, str],
+                 wall_seconds: float) -> tuple[Path, list[str]]:
+    """Write ``OUTPUT/report.md`` and the tables; returns the report path and the table files."""
+    transfer_dirs = [s.meta["run_dir"] for s in stages if s.kind == "transfer"]
+    baseline = exp.baseline or _default_baseline(exp)
+    report, written = export_tables(transfer_dirs, exp.output / "tables", baseline=baseline)
+    lines = [
+        f"# {exp.name}",
+        "",
+        f"- experiment file: `{exp.source}`",
+        f"- written: {datetime.now(timezone.utc).isoformat(timespec='seconds')} on {platform.node()} "
+        f"({platform.platform()})",
+        f"- this run: {_fmt_seconds(wall_seconds)} wall-clock; "
+        f"{sum(o == 'complete' for o in outcome.values())} stage(s) ran, "
+        f"{sum(o == 'reused' for o in outcome.values())} reused from earlier runs",
+        "",
+        "## Stages",
+        "",
+        "| stage | outcome | time | host | note |",
+        "|:--|:--|--:|:--|:--|",
+    ]
+    for stage in stages:
+        m = manifests.read(stage) or {}
+        note = (m.get("error") or "").replace("|", "\\|")
+        lines.append(f"| {stage.label} | {outcome.get(stage.id, 'not run')} | {_fmt_seconds(m.get('seconds'))} | "
+                     f"{m.get('host', '–')} | {note} |")
+    not_done = [s for s in stages if outcome.get(s.id) in ("failed", "skipped")]
+    if not_done:
+        lines += ["", "## Did not finish", ""]
+        for stage in not_done:
+            m = manifests.read(stage) or {}
+            lines.append(f"- **{stage.label}** ({outcome[stage.id]}): {m.get('error') or 'no detail'}; "
+                         f"log `{m.get('log', manifests.log_path(stage))}`; rerun: `synco {' '.join(stage.args)}`")
+    lines += ["", "## Results", ""]
+    if report is None:
+        lines.append("No transfer run finished, so there is no table yet.")
+    else:
+        md = exp.output / "tables" / "results.md"
+        lines.append(md.read_text())
+        plots = [p for p in written if p.suffix == ".png"]
+        if plots:
+            lines += ["", "Plots: " + ", ".join(f"[{p.name}]({p.relative_to(exp.output)})" for p in plots)]
+    path = exp.output / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path, [str(p) for p in written]
+
+
+def report_from_manifests(experiment: str | Path, output: str | Path | None = None) -> dict:
+    """Tables and report.md from whatever the stages' manifests say finished; runs nothing.
+
+    What ``synco bench --report-only`` and the Slurm executor's last job do.
+    """
+    exp = load_experiment(experiment, output)
+    stages = build_plan(exp)
+    manifests = Manifests(exp.output)
+    outcome = {s.id: (manifests.read(s) or {}).get("status", "not run") for s in stages}
+    report_path, tables = write_report(exp, stages, manifests, outcome, 0.0)
+    return {"experiment": exp.name, "stages": outcome, "report": str(report_path), "tables": tables}
+
+
+def _default_baseline(exp: Experiment) -> str:
+    """MoCo v2 if the grid has it (with its epochs), else the first entry's name."""
+    for entry in exp.pretrain:
+        cfg = load_config(entry.config, override_args(entry.overrides))
+        if cfg.method == "mocov2":  # rows are keyed "<name>-<epochs>ep"
+            return f"{entry.name}-{cfg.epochs}ep"
+    names = [e.name for e in exp.pretrain] + [e.name for e in exp.weights]
+    return names[0] if names else "mocov2-200ep"

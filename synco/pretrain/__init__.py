@@ -1,0 +1,13 @@
+"""Pretraining: MoCo v2, MoCHI and SynCo as one momentum-contrast model.
+
+- :mod:`~synco.pretrain.negatives`   the six synthetic-negative formulas, as pure tensor functions
+- :mod:`~synco.pretrain.synthesis`   their logits without materialising the vectors (the fast path)
+- :mod:`~synco.pretrain.contrastive` InfoNCE with the queue and the synthetic negatives
+- :mod:`~synco.pretrain.splitbn`     per-slice batch norm on one device
+- :mod:`~synco.pretrain.model`       the encoders, the queue, shuffle-BN
+- :mod:`~synco.pretrain.config`      settings: presets + ``key=value`` overrides
+- :mod:`~synco.pretrain.data`        MoCo v2's two-view augmentation, resumable sampling
+- :mod:`~synco.pretrain.checkpoint`  MoCo-layout checkpoints, written atomically
+- :mod:`~synco.pretrain.metrics_log` metrics.jsonl and TensorBoard
+- :mod:`~synco.pretrain.train`       the training loop (one device to multi-node DDP)
+"""

@@ -1,0 +1,139 @@
+"""Pretraining checkpoints in MoCo's layout, written atomically, resumed exactly.
+
+Layout (what facebookresearch/moco writes, so other tools read it)::
+
+    {"epoch": E, "arch": "resnet50",
+     "state_dict": {"module.encoder_q.conv1.weight": ..., "module.encoder_k...",
+                    "module.queue.keys": ..., "module.queue.ptr": ...},
+     "optimizer": {...},
+     "synco": {"format": 1, "config": {...}, "method": ..., "step": S, "global_step": G,
+               "steps_per_epoch": N, "world_size": W, "rng": {...}, "version": ...}}
+
+``epoch`` counts finished epochs, as in MoCo (resume starts at ``epoch``);
+``synco.step`` > 0 marks a checkpoint taken mid-epoch (on SIGTERM/SIGUSR1),
+which resumes at that step of epoch ``epoch``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synco import __version__
+from synco.common.atomic import atomic_write_bytes
+from synco.common.errors import UserError
+
+FORMAT = 1
+LAST = "checkpoint_last.pth.tar"
+
+logger = logging.getLogger(__name__)
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+             "model_generator": generator.get_state(), "model_generator_device": generator.device.type}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any], generator: torch.Generator) -> bool:
+    """Restore every RNG stream; returns False if the model generator had to be
+    reseeded because the checkpoint came from another device type."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("model_generator_device") == generator.device.type:
+        generator.set_state(state["model_generator"])
+        return True
+    return False
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    config: dict, epoch: int, step: int, global_step: int, steps_per_epoch: int,
+                    world_size: int, generator: torch.Generator) -> Path:
+    """Write a checkpoint atomically (serialise to memory, temp file, rename)."""
+    state = {
+        "epoch": epoch,
+        "arch": config["arch"],
+        "state_dict": {f"module.{k}": v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "synco": {
+            "format": FORMAT, "version": __version__, "method": config["method"], "config": config,
+            "step": step, "global_step": global_step, "steps_per_epoch": steps_per_epoch,
+            "world_size": world_size, "rng": rng_state(generator),
+        },
+    }
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def load_pretrain_checkpoint(path: str | os.PathLike) -> dict:
+    """Read one of this project's checkpoints, with clear errors for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        raise UserError(f"checkpoint {path} is unreadable or truncated ({type(exc).__name__}).") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "synco" not in ckpt:
+        raise UserError(f"{path} is not a synco-bench pretraining checkpoint (no 'synco' entry); "
+                        "to evaluate it, use synco convert / synco transfer.")
+    return ckpt
+
+
+def pretraining_provenance(obj: Any) -> tuple[str, int | None] | None:
+    """``(method, finished epochs)`` of a loaded checkpoint of this project, or None for any other file.
+
+    The one reader of this metadata (the converter's sidecar and the run
+    record's label both come from here). Epochs are the finished ones
+    (``epoch``), else the planned ones of the config; 0 finished epochs is
+    no pretraining to speak of (None). A checkpoint from before the end of
+    its planned schedule is labelled by what it finished, with a warning.
+    """
+    meta = obj.get("synco") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("method"), str):
+        return None
+    planned = (meta.get("config") or {}).get("epochs")
+    done = obj.get("epoch")
+    epochs = done if isinstance(done, int) else planned if isinstance(planned, int) else None
+    if isinstance(done, int) and isinstance(planned, int) and done < planned:
+        logger.warning("the pretraining checkpoint is from epoch %d of a planned %d", done, planned)
+    return meta["method"], epochs or None
+
+
+def check_compatible(ckpt: dict, config: dict, path: str | os.PathLike) -> None:
+    """Refuse to resume from a checkpoint of another model."""
+    old = ckpt["synco"]["config"]
+    keys = ("method", "arch", "dim", "queue_size", "batch_size", "seed")
+    diff = [f"{k}: {old.get(k)!r} in the checkpoint vs {config.get(k)!r} now" for k in keys
+            if old.get(k) != config.get(k)]
+    if diff:
+        raise UserError(f"{path} belongs to another model ({'; '.join(diff)}); use another --output "
+                        "or resume with the checkpoint's settings.")
+
+
+def find_resume_checkpoint(output: str | os.PathLike) -> tuple[Path, dict] | None:
+    """The newest good checkpoint in ``output`` and its content: ``checkpoint_last``
+    if readable, else the newest readable epoch checkpoint."""
+    output = Path(output)
+    candidates = [output / LAST] + sorted(output.glob("checkpoint_[0-9]*.pth.tar"), reverse=True)
+    for path in candidates:
+        if path.is_file():
+            try:
+                return path, load_pretrain_checkpoint(path)
+            except UserError:
+                continue
+    return None

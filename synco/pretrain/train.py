@@ -1,0 +1,259 @@
+"""``synco pretrain``: the training loop, from one CPU core to multi-node DDP.
+
+Launch with ``torchrun`` for several processes (NCCL on GPU, gloo on CPU);
+a plain call trains on one device with split batch norm. The loop writes a
+checkpoint every epoch and on SIGTERM/SIGUSR1 (preemption), resumes exactly
+(data order, augmentations, queue, RNG streams, LR), stops on a non-finite
+loss keeping the last good checkpoint, and logs loss, LR, throughput, the
+data-wait fraction and per-type hardness diagnostics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from synco.pretrain.checkpoint import LAST, check_compatible, find_resume_checkpoint, restore_rng, save_checkpoint
+from synco.pretrain.config import PretrainConfig, config_from_dict
+from synco.pretrain.data import ResumableBatchSampler, TwoViews, make_loader
+from synco.common.atomic import atomic_link
+from synco.common.errors import UserError
+from synco.pretrain.metrics_log import MetricsLogger
+from synco.pretrain.model import MomentumContrast
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal after saving a checkpoint."""
+
+    def __init__(self, signum: int, checkpoint: Path):
+        super().__init__(f"stopped on {signal.Signals(signum).name}; checkpoint saved to {checkpoint}")
+        self.signum, self.checkpoint = signum, checkpoint
+
+
+@dataclass
+class Summary:
+    output: Path
+    checkpoint: Path
+    epochs: int
+    global_step: int
+    last_loss: float
+    images_per_second: float
+    data_wait_fraction: float
+
+
+def setup_distributed() -> tuple[int, int, int, torch.device]:
+    """(rank, world_size, local_rank, device) from torchrun's environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
+    return rank, world, local, device
+
+
+class _StopFlag:
+    """Remembers the first SIGTERM/SIGUSR1; the loop checks it after every step."""
+
+    def __init__(self):
+        self.signum = 0
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum, frame):  # noqa: ARG002
+        self.signum = self.signum or signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _prepare_output(cfg: PretrainConfig, resume: bool, rank: int) -> tuple[Path, tuple | None]:
+    output = Path(cfg.output)
+    found = find_resume_checkpoint(output) if output.is_dir() else None
+    if found and not resume:
+        raise UserError(f"{output} already holds checkpoints; pass --resume to continue that run, "
+                        "or choose another --output.")
+    if rank == 0:
+        output.mkdir(parents=True, exist_ok=True)
+        if not os.access(output, os.W_OK):
+            raise UserError(f"cannot write to {output}.")
+    return output, found
+
+
+class _Meter:
+    """Running means of the logged values, throughput and data-wait, logged every ``log_every`` steps."""
+
+    def __init__(self, logger: MetricsLogger, batch_size: int, log_every: int, bar):
+        self.logger, self.batch_size, self.log_every, self.bar = logger, batch_size, log_every, bar
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = self.steps = 0
+        self.t_wait = self.t_total = 0.0
+        self.t_prev = time.perf_counter()
+        self.last_loss, self.rate, self.wait_fraction = float("nan"), 0.0, 0.0
+
+    def data_ready(self) -> None:
+        self.t_data = time.perf_counter()
+
+    def step_done(self, values: dict[str, torch.Tensor], epoch: int, step: int, global_step: int, lr: float,
+                  last_of_epoch: bool) -> None:
+        for key, value in values.items():  # summed on the device: no sync until a log line is due
+            self.sums[key] = self.sums.get(key, 0.0) + value.detach().float()
+        self.count += 1
+        self.steps += 1
+        now = time.perf_counter()
+        self.t_wait += self.t_data - self.t_prev
+        self.t_total += now - self.t_prev
+        self.t_prev = now
+        self.rate = self.batch_size * self.steps / max(self.t_total, 1e-9)
+        self.wait_fraction = self.t_wait / max(self.t_total, 1e-9)
+        if global_step % self.log_every == 0 or last_of_epoch:
+            means = {k: float(v) / self.count for k, v in self.sums.items()}
+            self.last_loss = means["loss"]
+            self.logger.log({"kind": "train", "epoch": epoch, "step": step + 1, "global_step": global_step, "lr": lr,
+                             "images_per_s": self.rate, "data_wait": self.wait_fraction, **means})
+            self.sums, self.count = {}, 0
+            if self.bar is not None:
+                self.bar.set_postfix(loss=f"{self.last_loss:.3f}", lr=f"{lr:.4f}", ips=f"{self.rate:.0f}",
+                                     wait=f"{self.wait_fraction:.0%}")
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _restore(found: tuple[Path, dict], model: MomentumContrast, optimizer, epochs: int, rank: int) -> tuple[int, int, int]:
+    """Load a checkpoint into model and optimizer; returns (epoch, step, global_step) to continue from."""
+    path, ckpt = found
+    model.load_state_dict({k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()})
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if not restore_rng(ckpt["synco"]["rng"], model.generator) and rank == 0:
+        print("warning: checkpoint made on another device type; synthesis draws restart from the seed",
+              file=sys.stderr)
+    epoch, step, global_step = ckpt["epoch"], ckpt["synco"]["step"], ckpt["synco"]["global_step"]
+    if epoch >= epochs:
+        raise UserError(f"{path} already finished all {epochs} epochs; raise epochs=... to train on.")
+    if rank == 0:
+        print(f"resuming from {path}: epoch {epoch}, step {step} (global step {global_step})", file=sys.stderr)
+    return epoch, step, global_step
+
+
+def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> Summary:
+    """Train (or continue training) one model; returns a summary of the run."""
+    rank, world, local, device = setup_distributed()
+    output, found = _prepare_output(cfg, resume, rank)
+    if found is not None:  # the checkpoint's settings win for everything that shapes the run
+        path, ckpt = found
+        check_compatible(ckpt, cfg.to_dict(), path)
+        stored = ckpt["synco"]["config"]
+        cfg = config_from_dict({**stored, "data": cfg.data or stored["data"], "output": str(output),
+                                "workers": cfg.workers, "log_every": cfg.log_every, "epochs": cfg.epochs})
+    cfg.validate(world)
+    torch.manual_seed(cfg.seed + rank)
+
+    dataset = TwoViews(cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
+    model = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature,
+                             cfg.synthesis_config(), bn_splits=cfg.resolved_bn_splits(world), seed=cfg.seed)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    model.place_generator(device)
+    optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=cfg.scaled_lr, momentum=cfg.sgd_momentum,
+                                weight_decay=cfg.weight_decay)
+    steps_per_epoch = ResumableBatchSampler(len(dataset), cfg.batch_size, 0, max_steps=cfg.max_steps_per_epoch).steps
+    start_epoch, start_step, global_step = _restore(found, model, optimizer, cfg.epochs, rank) if found else (0, 0, 0)
+
+    net = model
+    if world > 1:
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            model, ["queue.keys", "queue.ptr", "queue._spare"])
+        net = DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
+    logger = MetricsLogger(output, enabled=rank == 0, resume_global_step=global_step if found else None)
+    config_dict = cfg.to_dict()
+    meter = _Meter(logger, cfg.batch_size, cfg.log_every, None)
+    try:
+        with _StopFlag() as stop:
+            for epoch in range(start_epoch, cfg.epochs):
+                sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, epoch, cfg.seed, rank, world,
+                                                start_step, cfg.max_steps_per_epoch)
+                loader = make_loader(dataset, sampler, cfg.workers, pin_memory=device.type == "cuda")
+                meter = _Meter(logger, cfg.batch_size, cfg.log_every,
+                               _progress(progress and rank == 0, len(sampler), epoch, cfg.epochs))
+                for step, (im_q, im_k) in enumerate(loader, start=start_step):
+                    meter.data_ready()
+                    lr = cfg.lr_at(epoch + step / steps_per_epoch)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    im_q = im_q.to(device, non_blocking=True, memory_format=memory_format)
+                    im_k = im_k.to(device, non_blocking=True, memory_format=memory_format)
+                    with torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext():
+                        loss, diag = net(im_q, im_k, epoch)
+                    # One collective per step: any rank's NaN or stop signal stops every rank at the same step.
+                    flags = torch.tensor([float(not torch.isfinite(loss)), float(stop.signum)], device=device)
+                    if world > 1:
+                        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                    if flags[0] > 0:
+                        kept = output / LAST
+                        raise UserError(
+                            f"the loss became {loss.item()} at epoch {epoch}, step {step} (global step "
+                            f"{global_step + 1}); training stopped, the last good checkpoint "
+                            f"{kept if kept.exists() else '(none yet)'} is kept.")
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    global_step += 1
+                    meter.step_done({"loss": loss, **diag}, epoch, step, global_step, lr, step + 1 == sampler.steps)
+                    if flags[1] > 0:
+                        path = _save(output, model, optimizer, config_dict, epoch, step + 1, global_step,
+                                     steps_per_epoch, world, rank)
+                        raise Interrupted(int(flags[1]), path)
+                meter.close()
+                start_step = 0
+                _save(output, model, optimizer, config_dict, epoch + 1, 0, global_step, steps_per_epoch, world,
+                      rank, keep=(epoch + 1) % cfg.keep_every == 0 or epoch + 1 == cfg.epochs)
+    finally:
+        meter.close()
+        logger.close()
+    return Summary(output, output / f"checkpoint_{cfg.epochs:04d}.pth.tar", cfg.epochs, global_step,
+                   meter.last_loss, meter.rate, meter.wait_fraction)
+
+
+def _save(output: Path, model, optimizer, config: dict, epoch: int, step: int, global_step: int,
+          steps_per_epoch: int, world: int, rank: int, keep: bool = False) -> Path:
+    last = output / LAST
+    if rank == 0:
+        save_checkpoint(last, model=model, optimizer=optimizer, config=config, epoch=epoch, step=step,
+                        global_step=global_step, steps_per_epoch=steps_per_epoch, world_size=world,
+                        generator=model.generator)
+        if keep:  # a hard link: the next epoch replaces checkpoint_last by rename, not in place
+            atomic_link(last, output / f"checkpoint_{epoch:04d}.pth.tar")
+    if world > 1:
+        dist.barrier()
+    return last
+
+
+def _progress(enabled: bool, total: int, epoch: int, epochs: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm  # noqa: PLC0415
+
+    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="step", dynamic_ncols=True,
+                mininterval=1.0, file=sys.stderr)

@@ -1,0 +1,130 @@
+"""synco bench without training: experiment validation, the stage graph, Slurm submission."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from synco.pipeline import build_plan, load_experiment, run_bench
+from synco.cli import main
+from synco.common.errors import UserError
+from synco.common.resources import config_dir
+
+GRID = """\
+name: grid
+toy_world: {seed: 1, size: 64, count: 32, det_train: 8, det_test: 4}
+pretrain:
+  - {name: mocov2, config: toy_mocov2, overrides: {epochs: 1}}
+weights:
+  - {name: random, path: random}
+tasks: [toy-voc]
+seeds: [0, 1]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_plan_has_every_stage_with_its_dependencies(tmp_path):
+    exp = load_experiment(_write(tmp_path, GRID), tmp_path / "out")
+    stages = {s.id: s for s in build_plan(exp)}
+    assert set(stages) == {"data:toy", "pretrain:mocov2", "convert:mocov2", "transfer:mocov2:toy-voc:s0",
+                           "transfer:mocov2:toy-voc:s1", "transfer:random:toy-voc:s0", "transfer:random:toy-voc:s1"}
+    assert stages["pretrain:mocov2"].deps == ("data:toy",)
+    assert stages["convert:mocov2"].deps == ("pretrain:mocov2",)
+    assert "checkpoint_0001.pth.tar" in " ".join(stages["convert:mocov2"].args)
+    assert set(stages["transfer:mocov2:toy-voc:s1"].deps) == {"convert:mocov2", "data:toy"}
+    assert "--resume" in stages["pretrain:mocov2"].args and "--resume" in stages["transfer:random:toy-voc:s0"].args
+    order = list(stages)
+    for stage in stages.values():
+        assert all(order.index(d) < order.index(stage.id) for d in stage.deps)
+
+
+@pytest.mark.parametrize("bad, line, fragment", [
+    ("tasks: [toy-voc]\nseeds: [0]\nname: x\nweights:\n  - {name: r, path: random}\nbogus: 1\n", 6, "unknown key 'bogus'"),
+    ("name: x\ntasks: [toy-voc, nope]\nseeds: [0]\nweights:\n  - {name: r, path: random}\n", 2, "unknown task 'nope'"),
+    ("name: x\ntasks: [toy-voc]\nseeds: [0]\npretrain_data: .\npretrain:\n  - {name: a, config: byol_200ep}\n", 6,
+     "unknown preset 'byol_200ep'"),
+    ("name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {name: w, path: /no/such/file.pth}\n", 5, "does not exist"),
+    ("name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {name: w, path: random, colour: red}\n", 5,
+     "unknown key 'colour'"),
+])
+def test_bad_experiment_files_name_the_line(tmp_path, bad, line, fragment):
+    with pytest.raises(UserError) as exc:
+        load_experiment(_write(tmp_path, bad))
+    assert f"line {line}:" in str(exc.value) and fragment in str(exc.value)
+
+
+def test_missing_dataset_is_reported_before_anything_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "nowhere"))
+    path = _write(tmp_path, "name: x\ntasks: [voc]\nseeds: [0]\nweights:\n  - {name: r, path: random}\n")
+    rc = main(["bench", str(path), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "DETECTRON2_DATASETS" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_slurm_submission_builds_the_job_graph(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "sbatch.log"
+    fake = bin_dir / "sbatch"
+    fake.write_text(f"""#!/usr/bin/env bash
+n=$(( $(wc -l < {log} 2>/dev/null || echo 0) + 100 ))
+echo "$n $1" >> {log}
+echo "Submitted batch job $n"
+""")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    srun = bin_dir / "srun"  # submitit only checks that it exists
+    srun.write_text("#!/usr/bin/env bash\nexit 0\n")
+    srun.chmod(srun.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    text = GRID + "executor: slurm\nslurm: {partition: gpu, time: 60}\nlaunch: {gpus_per_node: 2}\n"
+    summary = run_bench(_write(tmp_path, text), tmp_path / "out", log=lambda _: None)
+    jobs = summary["stages"]
+    submitted = dict(line.split() for line in log.read_text().splitlines())
+    assert len(submitted) == 8 and set(jobs.values()) == set(submitted)
+    report_job = jobs.pop("report")
+    report_deps = re.search(r"#SBATCH --dependency=afterany:([\d:]+)", Path(submitted[report_job]).read_text())
+    assert sorted(report_deps.group(1).split(":")) == sorted(jobs.values()), "the report must wait for all"
+    scripts = {job: Path(path).read_text() for job, path in submitted.items()}
+    plan = {s.id: s for s in build_plan(load_experiment(_write(tmp_path, text), tmp_path / "out"))}
+    for stage_id, job in jobs.items():
+        script = scripts[job]
+        deps = re.search(r"#SBATCH --dependency=afterok:([\d:]+)", script)
+        expected = sorted(jobs[d] for d in plan[stage_id].deps)
+        assert (sorted(deps.group(1).split(":")) if deps else []) == expected, stage_id
+        assert "#SBATCH --partition=gpu" in script
+        if plan[stage_id].kind in ("pretrain", "transfer"):
+            assert "#SBATCH --gpus-per-node=2" in script
+
+
+def test_shipped_experiments_parse_into_the_intended_grids(monkeypatch):
+    import synco.pipeline.experiment as experiment
+
+    configs = config_dir("experiments")
+    monkeypatch.setattr(experiment, "_check_paths", lambda exp, loc: None)  # no ImageNet here
+    paper = build_plan(load_experiment(configs / "paper.yaml"))
+    transfers = [s for s in paper if s.kind == "transfer"]
+    assert len([s for s in paper if s.kind == "pretrain"]) == 3
+    assert len([s for s in transfers if ":voc:" in s.id]) == 4 * 5  # 3 methods + supervised, 5 seeds
+    assert len([s for s in transfers if ":coco1x:" in s.id]) == len([s for s in transfers if ":coco2x:" in s.id]) == 4
+    assert all("--num-gpus" in s.args for s in transfers)
+    ablation = build_plan(load_experiment(configs / "ablation.yaml"))
+    assert len([s for s in ablation if s.kind == "pretrain"]) == 8  # MoCo v2, each type alone, all six
+    toy = load_experiment(configs / "toy.yaml")
+    assert {e.name for e in toy.pretrain} == {"mocov2", "mochi", "synco"} and toy.tasks == ["toy-voc", "toy-coco"]
+
+
+def test_per_task_seeds_must_cover_every_task(tmp_path):
+    text = "name: x\ntasks: [toy-voc, toy-coco]\nseeds: {toy-voc: [0, 1]}\nweights:\n  - {name: r, path: random}\n"
+    with pytest.raises(UserError, match="no seeds given for task 'toy-coco'"):
+        load_experiment(_write(tmp_path, text))

@@ -1,0 +1,91 @@
+"""synco bench end to end on a tiny toy grid: 2 methods x 1 task x 2 seeds, re-run, kill and finish."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("detectron2")
+
+from synco.pipeline import run_bench  # noqa: E402
+
+GRID = """\
+name: tiny
+toy_world: {seed: 2, size: 64, count: 16, det_train: 6, det_test: 4, max_objects: 2}
+pretrain:
+  - name: mocov2
+    config: toy_mocov2
+    overrides: {epochs: 1, batch_size: 8, queue_size: 16, image_size: 32, workers: 0, max_steps_per_epoch: 1}
+weights:
+  - {name: random, path: random}
+tasks: [toy-voc]
+seeds: [0, 1]
+transfer_overrides:
+  toy-voc: {SOLVER.MAX_ITER: 2, SOLVER.STEPS: [1], SOLVER.WARMUP_ITERS: 1, TEST.PRECISE_BN.NUM_ITER: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "tiny.yaml"
+    path.write_text(GRID)
+    return path
+
+
+def _manifest(out: Path, stage_id: str) -> dict:
+    return json.loads((out / "stages" / f"{stage_id.replace(':', '__')}.json").read_text())
+
+
+@pytest.mark.slow
+def test_tiny_grid_runs_end_to_end_and_a_rerun_skips_everything(experiment, tmp_path):
+    out = tmp_path / "out"
+    summary = run_bench(experiment, out, log=lambda _: None)
+    assert set(summary["stages"].values()) == {"complete"}, summary["stages"]
+    records = sorted(out.glob("transfer/toy-voc/*/seed*/run_record.json"))
+    assert len(records) == 4
+    for path in records:
+        record = json.loads(path.read_text())
+        assert record["status"] == "complete" and 0 <= record["metrics"]["bbox"]["AP50"] <= 100
+    table = (out / "tables" / "results.md").read_text()
+    assert "mocov2-1ep" in table and "random" in table
+    assert (out / "tables" / "results.tex").is_file() and list((out / "tables").glob("plots*.png"))
+    report = (out / "report.md").read_text()
+    assert "## Stages" in report and "## Results" in report
+
+    start = time.time()
+    again = run_bench(experiment, out, log=lambda _: None)
+    assert set(again["stages"].values()) == {"reused"}
+    assert time.time() - start < 30
+    assert _manifest(out, "transfer:random:toy-voc:s1")["attempts"] == 1
+
+
+@pytest.mark.slow
+def test_a_killed_bench_finishes_only_the_rest(experiment, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "synco", "bench", str(experiment), "--output", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "stages" / "convert__mocov2.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if first.exists() and json.loads(first.read_text()).get("status") == "complete":
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.1)
+    proc.wait(timeout=300)
+    assert proc.returncode != 0, "the bench finished before it could be interrupted"
+    done_before = {p.stem for p in (out / "stages").glob("*.json")
+                   if json.loads(p.read_text()).get("status") == "complete"}
+    assert "convert__mocov2" in done_before and "transfer__random__toy-voc__s1" not in done_before
+
+    summary = run_bench(experiment, out, log=lambda _: None)
+    outcome = summary["stages"]
+    assert set(outcome.values()) <= {"reused", "complete"}
+    for stage_id, result in outcome.items():
+        assert (result == "reused") == (stage_id.replace(":", "__") in done_before), stage_id
+    assert _manifest(out, "pretrain:mocov2")["attempts"] == 1

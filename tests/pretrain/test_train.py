@@ -1,0 +1,175 @@
+"""The pretraining loop on the toy world: learning, exact resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from synco.pretrain.checkpoint import LAST, load_pretrain_checkpoint
+from synco.cli import main
+from synco.pretrain.config import load_config
+from synco.toyworld import ToyWorldSpec, generate_toy_world
+from synco.pretrain.train import pretrain
+
+TINY = ["arch=resnet18", "image_size=32", "batch_size=8", "queue_size=32", "workers=0", "log_every=1",
+        "max_steps_per_epoch=3", "epochs=3", "momentum=0.99", "synthesis.n_hard=16",
+        "synthesis.n_interpolated=4", "synthesis.n_extrapolated=4", "synthesis.n_mixed=4", "synthesis.n_noise=2",
+        "synthesis.n_perturbed=2", "synthesis.n_adversarial=2", "synthesis.warmup_epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain") / "world"
+    generate_toy_world(root, ToyWorldSpec(seed=5, size=64, count=128, det_train=0, det_test=0))
+    return root
+
+
+def _config(images, output, *extra):
+    return load_config("toy_synco", [f"data={images}", f"output={output}", *TINY, *extra])
+
+
+def _metrics(output: Path) -> list[dict]:
+    return [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_toy_pretraining_lowers_the_loss(images, tmp_path):
+    # MoCo's loss first rises to ~ln(K+1) while the queue fills with real keys,
+    # then falls as instances become discriminable: compare after the fill.
+    cfg = load_config("toy_mocov2", [f"data={images}", f"output={tmp_path}", "arch=resnet18", "image_size=32",
+                                     "batch_size=32", "queue_size=64", "workers=0", "epochs=30", "lr=0.24",
+                                     "momentum=0.99", "log_every=1"])
+    pretrain(cfg, progress=False)
+    by_epoch: dict[int, list[float]] = {}
+    for row in _metrics(tmp_path):
+        by_epoch.setdefault(row["epoch"], []).append(row["loss"])
+    mean = {e: sum(v) / len(v) for e, v in by_epoch.items()}
+    early = sum(mean[e] for e in range(1, 6)) / 5
+    late = sum(mean[e] for e in range(25, 30)) / 5
+    assert late < early - 0.05, f"loss did not fall: epochs 1-5 {early:.3f}, epochs 25-29 {late:.3f}"
+
+
+def _final_state(output: Path) -> dict:
+    return load_pretrain_checkpoint(output / LAST)
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a["epoch"] == b["epoch"] and a["synco"]["global_step"] == b["synco"]["global_step"]
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    assert torch.equal(a["synco"]["rng"]["model_generator"], b["synco"]["rng"]["model_generator"])
+
+
+def _run_until(cmd: list[str], output: Path, global_step: int, sig: int) -> int:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    metrics = output / "metrics.jsonl"
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and any(json.loads(x)["global_step"] >= global_step
+                                    for x in metrics.read_text().splitlines() if x.strip()):
+            proc.send_signal(sig)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=120)
+    return proc.returncode
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_kill_and_resume_gives_the_uninterrupted_state(images, tmp_path, sig):
+    # One thread in both runs, so that no reduction order can differ between them.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _kill_and_resume(images, tmp_path, sig)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _kill_and_resume(images, tmp_path, sig):
+    reference = tmp_path / "reference"
+    pretrain(_config(images, reference), progress=False)
+
+    interrupted = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "synco", "pretrain", "--config", "toy_synco", "--no-progress",
+           "--data", str(images), "--output", str(interrupted), *TINY]
+    rc = _run_until(cmd, interrupted, global_step=5, sig=sig)
+    assert rc != 0, "the run finished before it could be interrupted"
+    if sig == signal.SIGTERM:
+        assert rc == 128 + signal.SIGTERM
+        saved = load_pretrain_checkpoint(interrupted / LAST)
+        assert saved["synco"]["step"] > 0, "SIGTERM must save a mid-epoch checkpoint"
+
+    resumed = main(["pretrain", "--config", "toy_synco", "--no-progress", "--resume", "--data", str(images),
+                    "--output", str(interrupted), *TINY])
+    assert resumed == 0
+    _assert_same_state(_final_state(reference), _final_state(interrupted))
+    steps = [row["global_step"] for row in _metrics(interrupted)]
+    assert steps == sorted(set(steps)), "metrics.jsonl repeats or reorders steps after resume"
+
+
+def test_checkpoint_is_in_moco_layout(images, tmp_path):
+    pretrain(_config(images, tmp_path, "epochs=1", "max_steps_per_epoch=1"), progress=False)
+    ckpt = load_pretrain_checkpoint(tmp_path / LAST)
+    assert ckpt["epoch"] == 1 and ckpt["arch"] == "resnet18"
+    keys = ckpt["state_dict"].keys()
+    assert "module.encoder_q.conv1.weight" in keys and "module.encoder_q.fc.2.weight" in keys
+    assert "module.queue.keys" in keys and isinstance(ckpt["optimizer"], dict)
+    assert ckpt["synco"]["config"]["method"] == "synco"
+    assert (tmp_path / "checkpoint_0001.pth.tar").is_file()
+    assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
+    assert (tmp_path / "tb").is_dir() and _metrics(tmp_path)[0]["images_per_s"] > 0
+
+
+def _fails(capsys, argv, *fragments) -> str:
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def test_bad_input_is_one_clear_line(images, tmp_path, capsys):
+    base = ["pretrain", "--config", "toy_synco", "--no-progress", "--output", str(tmp_path / "o"), *TINY]
+    _fails(capsys, base + ["--data", str(tmp_path / "missing")], "does not exist")
+    (tmp_path / "empty" / "train" / "x").mkdir(parents=True)
+    _fails(capsys, base + ["--data", str(tmp_path / "empty")], "no images")
+    _fails(capsys, base + ["--data", str(images), "arch=resnet9000"], "unknown arch")
+    _fails(capsys, base + ["--data", str(images), "queue_size=36"], "not a multiple of batch_size")
+    _fails(capsys, base + ["--data", str(images), "method=mocov2"], "mocov2 does not use")
+    _fails(capsys, base + ["--data", str(images), "bogus=1"], "unknown setting")
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").glob("*.pth.tar"))
+
+
+def test_another_models_checkpoint_is_refused(images, tmp_path, capsys):
+    out = tmp_path / "run"
+    pretrain(_config(images, out, "epochs=1", "max_steps_per_epoch=1"), progress=False)
+    before = (out / LAST).read_bytes()
+    base = ["pretrain", "--config", "toy_synco", "--no-progress", "--data", str(images), "--output", str(out),
+            *TINY, "epochs=2"]
+    _fails(capsys, base, "--resume")
+    _fails(capsys, [*base, "--resume", "arch=resnet34"], "another model", "arch")
+    assert (out / LAST).read_bytes() == before
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(images, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["pretrain", "--config", "toy_synco", "--no-progress", "--data", str(images), "--output", str(out),
+            *TINY, "max_steps_per_epoch=1", "lr=1e30"]
+    err = _fails(capsys, argv, "epoch 1, step 0", "last good checkpoint")
+    assert "checkpoint_last" in err
+    assert load_pretrain_checkpoint(out / LAST)["epoch"] == 1

@@ -1,0 +1,90 @@
+"""Shared pieces of the ``tests/transfer`` tests: weights, tiny run settings, record checks.
+
+pytest provides the fixtures (``one_thread``, ``r50_file``, ``r50_pkl``) to every
+module in this folder; the plain helpers are imported with
+``from tests.transfer.conftest import ...``. The checkpoint builders of the
+conversion tests live in ``checkpoint_builders.py``.
+
+Weights are a randomly initialised torchvision ResNet saved as a state dict,
+so every run goes through the real converter (and its coverage check) and
+the real R50-C4 model. The run settings below shrink images, region samples
+and proposals so a few iterations plus evaluation take seconds on 2 CPU
+cores; every one of them is a recorded protocol deviation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torchvision
+
+from transfer.record import RunRecord
+
+# No module-level pytest.importorskip("detectron2") here: it would skip every test in this folder,
+# the conversion tests included. The modules that need detectron2 skip themselves.
+
+# Applied on top of the toy configs (toy world images are 96 px in the session fixture).
+TINY = ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "107", "INPUT.MIN_SIZE_TEST", "64",
+        "INPUT.MAX_SIZE_TEST", "107", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "8",
+        "MODEL.RPN.POST_NMS_TOPK_TEST", "10", "TEST.PRECISE_BN.NUM_ITER", "1",
+        "TEST.DETECTIONS_PER_IMAGE", "5", "SOLVER.CHECKPOINT_PERIOD", "1000"]
+
+
+def tiny(max_iter: int = 4, *extra: str) -> list[str]:
+    return [*TINY, "SOLVER.MAX_ITER", str(max_iter), *extra]
+
+
+@pytest.fixture()
+def one_thread():
+    """Train with one intra-op thread.
+
+    The tests share 2 cores with other work; when another process keeps one
+    busy, two OpenMP threads spin-wait on each other and a run is ~5x slower
+    (measured: 68 s vs 13 s for the same toy run), while one thread loses
+    less than 2x on an idle machine.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def r50_file(tmp_path_factory):
+    """A torchvision ResNet-50 state dict (random init) on disk."""
+    path = tmp_path_factory.mktemp("weights") / "tv_r50.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet50().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def r50_pkl(r50_file, tmp_path_factory):
+    """The same weights through the real converter: a detectron2 .pkl with its settings sidecar."""
+    from transfer.convert import convert_checkpoint
+
+    out = tmp_path_factory.mktemp("converted") / "tv_r50.pkl"
+    convert_checkpoint(r50_file, out)
+    return out
+
+
+def assert_readable(record: dict) -> RunRecord:
+    """The strict reader the results tables use accepts the record."""
+    return RunRecord.from_json(record)
+
+
+def assert_metrics(record: dict, tasks: tuple[str, ...]) -> None:
+    """Real numbers: present, finite, percentages; and the aggregator can use them."""
+    assert record["status"] == "complete", record["error"]
+    assert assert_readable(record).metric_values()
+    assert set(record["metrics"]) == set(tasks)
+    for task in tasks:
+        for key in ("AP", "AP50", "AP75"):
+            value = record["metrics"][task][key]
+            assert isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 100.0, (task, key, value)
+
+
+RECORD_KEYS = ["schema", "status", "error", "task", "method", "pretrain_epochs", "seed", "weights", "config",
+               "protocol_deviations", "world_size", "versions", "start_time", "end_time", "iterations", "metrics"]

@@ -1,0 +1,141 @@
+"""The Detectron2 config of a transfer run: protocol file + weights' input settings + user overrides.
+
+Why one function builds it: the run record hashes the final config, the
+"already finished?" check compares hashes, and the protocol check compares
+it key by key with the task's file. All three must see the very same
+``CfgNode``, built in a fixed order (later wins):
+
+1. detectron2's defaults and this project's ``SYNCO`` node;
+2. the task's YAML file (the protocol);
+3. the weights' input settings (the converter's sidecar);
+4. command-line choices (seed, AMP, evaluator, the SynCo-repo learning rate);
+5. ``KEY VALUE`` overrides, exactly as detectron2's ``--opts``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from detectron2.config import CfgNode, get_cfg
+
+from synco.common.errors import UserError
+from transfer.protocol_keys import INPUT_KEYS, PROTOCOL_KEYS
+from transfer.tasks import Task
+
+COCO_EVALUATORS = ("pycocotools", "faster-coco-eval")
+SYNCO_REPO_LR = 0.01  # SOLVER.BASE_LR in SynCo's repository's VOC fine-tuning
+
+
+def add_transfer_config(cfg: CfgNode) -> CfgNode:
+    """Add this project's keys (``cfg.SYNCO``), the way detectron2 projects extend the config."""
+    cfg.SYNCO = CfgNode()
+    cfg.SYNCO.TASK = ""
+    # COCO box/mask AP implementation: the official pycocotools COCOeval, or
+    # faster-coco-eval's C++ COCOeval_faster (same numbers, much faster).
+    cfg.SYNCO.COCO_EVALUATOR = "pycocotools"
+    return cfg
+
+
+def task_config(task: Task) -> CfgNode:
+    """The task's protocol config: defaults + its YAML file, nothing else."""
+    cfg = add_transfer_config(get_cfg())
+    cfg.merge_from_file(str(task.config_path))
+    cfg.SYNCO.TASK = task.name
+    return cfg
+
+
+def build_config(task: Task, *, weights: str, input_settings: dict[str, Any], output_dir: str, seed: int,
+                 device: str, amp: bool = False, evaluator: str = "pycocotools", lr_synco_repo: bool = False,
+                 opts: list[str] | None = None) -> CfgNode:
+    """The final, frozen config of a run (see the module docstring for the order)."""
+    cfg = task_config(task)
+    # Only the input keys: DEPTH / RES2_OUT_CHANNELS in a sidecar describe the
+    # weights (checked against R50 when they are prepared), not the detector.
+    cfg.merge_from_list(_flatten({key: input_settings[key] for key in INPUT_KEYS if key in input_settings}))
+    cfg.MODEL.WEIGHTS = weights
+    cfg.OUTPUT_DIR = output_dir
+    cfg.SEED = seed
+    cfg.MODEL.DEVICE = device
+    if amp:
+        cfg.SOLVER.AMP.ENABLED = True
+    if evaluator not in COCO_EVALUATORS:
+        raise UserError(f"unknown COCO evaluator {evaluator!r}; choose one of: {', '.join(COCO_EVALUATORS)}")
+    if evaluator != "pycocotools" and task.kind != "coco":
+        raise UserError(f"--evaluator {evaluator} applies to COCO tasks; {task.name} is scored by "
+                        "PascalVOCDetectionEvaluator (VOC07 11-point AP50)")
+    cfg.SYNCO.COCO_EVALUATOR = evaluator
+    if lr_synco_repo:
+        if task.kind != "voc":
+            raise UserError("--lr-synco-repo reproduces SynCo's repository's VOC fine-tuning; "
+                            f"{task.name} is a COCO task")
+        cfg.SOLVER.BASE_LR = SYNCO_REPO_LR
+    if opts:
+        if len(opts) % 2:
+            raise UserError(f"overrides come in KEY VALUE pairs; got an odd number: {' '.join(opts)}")
+        try:
+            cfg.merge_from_list(list(opts))
+        except (KeyError, AssertionError, ValueError) as exc:
+            raise UserError(f"bad config override: {exc}") from None
+    cfg.freeze()
+    return cfg
+
+
+def _flatten(settings: dict[str, Any]) -> list[Any]:
+    return [item for key, value in settings.items() for item in (key, value)]
+
+
+def config_dump(cfg: CfgNode) -> tuple[str, str]:
+    """The config as detectron2 writes it (YAML) and the sha256 of exactly that text."""
+    dump = cfg.dump()
+    return dump, hashlib.sha256(dump.encode("utf-8")).hexdigest()
+
+
+def lookup(cfg: CfgNode, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so YAML's tuples and the command line's lists compare (and serialise) alike."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def protocol_deviations(cfg: CfgNode, task: Task, input_settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every protocol key whose value differs from the task's config (or from the weights' needs).
+
+    ``{"SOLVER.MAX_ITER": {"expected": 24000, "actual": 100}, ...}``; empty
+    means the run follows the protocol.
+    """
+    reference = task_config(task)
+    expected = {key: lookup(reference, key) for key in PROTOCOL_KEYS}
+    expected.update({key: input_settings[key] for key in INPUT_KEYS if key in input_settings})
+    deviations = {}
+    for key, want in expected.items():
+        want, got = _plain(want), _plain(lookup(cfg, key))
+        if want != got:
+            deviations[key] = {"expected": want, "actual": got}
+    return deviations
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: _plain(node)}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def diff_dumps(old: str, new: str, limit: int = 6) -> str:
+    """The keys two config dumps disagree on, for an error message: ``KEY: old -> new; ...``."""
+    import yaml  # noqa: PLC0415
+
+    before, after = _flat(yaml.safe_load(old) or {}), _flat(yaml.safe_load(new) or {})
+    keys = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+    shown = [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in keys[:limit]]
+    return "; ".join(shown + ([f"and {len(keys) - limit} more"] if len(keys) > limit else [])) or "no key differs"

@@ -1,0 +1,257 @@
+"""``run_record.json``: what one transfer run was and how it ended; the one definition of its schema.
+
+Why a record separate from detectron2's logs: ``synco tabulate`` must tell a
+finished result from a run that is still going, died or was stopped, and
+must be able to say exactly what produced a number (weights hash, config
+hash, deviations from the protocol, versions). ``synco transfer`` writes the
+record atomically at the start (``running``) and at the end (``complete``,
+``failed`` or ``interrupted``); ``metrics`` is kept only when complete, so
+nothing half-finished can pass as a result.
+
+:class:`RunRecord` is both the writer's and the reader's type. Reading is
+strict: a record that is unreadable, of another schema version, missing a
+key or carrying a non-numeric metric is refused with the reason
+(:class:`RecordError`), because a wrong number in a published table is worse
+than a missing one. Torch-free, so the results tables read it cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from synco.common.atomic import atomic_write_json
+from synco.common.errors import UserError
+from transfer.tasks import TASKS
+
+SCHEMA = "synco-bench/transfer-run/1"
+RECORD_NAME = "run_record.json"
+STATUSES = ("running", "complete", "failed", "interrupted")
+FINAL_STATUSES = ("complete", "failed", "interrupted")
+
+
+class RecordError(ValueError):
+    """A record that cannot be used at all; the message is the reason shown to the user."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def method_key(method: str, pretrain_epochs: int | None) -> str:
+    """``"mocov2-200ep"`` when the epochs are known, else the bare label (``"supervised"``)."""
+    return f"{method}-{pretrain_epochs}ep" if pretrain_epochs is not None else method
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One transfer run; fields in the order of the JSON file (after ``schema``).
+
+    ``weights``: ``{"path", "sha256"}``; ``config``: ``{"dump", "sha256"}`` of the
+    detectron2 config; ``protocol_deviations``: ``{KEY: {"expected", "actual"}}``
+    (empty: on protocol); ``versions``: ``{"synco_bench", "detectron2", "torch", ...}``;
+    ``iterations``: ``{"done", "planned"}``; ``metrics``: ``{"bbox": {"AP", ...}, "segm": ...}``
+    or None. Fields not known yet (a failure before training) are null.
+    """
+
+    status: str
+    error: str | None
+    task: str
+    method: str | None
+    pretrain_epochs: int | None
+    seed: int | None
+    weights: dict[str, Any] = field(default_factory=lambda: {"path": None, "sha256": None})
+    config: dict[str, Any] = field(default_factory=lambda: {"dump": None, "sha256": None})
+    protocol_deviations: dict[str, Any] = field(default_factory=dict)
+    world_size: int = 1
+    versions: dict[str, Any] = field(default_factory=dict)
+    start_time: str = field(default_factory=utc_now)
+    end_time: str | None = None
+    iterations: dict[str, int | None] = field(default_factory=lambda: {"done": 0, "planned": None})
+    metrics: dict[str, dict[str, float | None]] | None = None
+
+    # ------------------------------------------------------------------ writing
+
+    def finished(self, status: str, *, done: int | None = None, metrics: Mapping[str, Any] | None = None,
+                 error: str | None = None) -> RunRecord:
+        """The record's final state; ``metrics`` are kept only for ``complete``."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"not a final status: {status}")
+        iterations = self.iterations if done is None else {**self.iterations, "done": done}
+        return dataclasses.replace(self, status=status, error=error, end_time=utc_now(), iterations=iterations,
+                                   metrics=clean_metrics(metrics) if status == "complete" else None)
+
+    def with_done(self, done: int) -> RunRecord:
+        return dataclasses.replace(self, iterations={**self.iterations, "done": done})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
+
+    # ------------------------------------------------------------------ reading
+
+    @classmethod
+    def from_json(cls, obj: Any) -> RunRecord:
+        """Validate a decoded record; raise :class:`RecordError` naming the first problem.
+
+        Metrics are required (and checked against the task's columns) only
+        for ``status == "complete"``: a failed run has none, and that is not
+        corruption.
+        """
+        if not isinstance(obj, Mapping):
+            raise RecordError("not a JSON object")
+        if obj.get("schema") != SCHEMA:
+            raise RecordError(f"schema is {obj.get('schema')!r}, expected {SCHEMA!r} "
+                              "(a record of another synco-bench version)")
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [key for key in ("schema", *names) if key not in obj]
+        if missing:
+            raise RecordError(f"missing key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+        values = {name: obj[name] for name in names}
+        _check_identity(values)
+        values["protocol_deviations"] = _mapping(values["protocol_deviations"] or {}, "protocol_deviations")
+        values["iterations"] = _iterations(values["iterations"])
+        if values["status"] == "complete":
+            if values["iterations"]["done"] is None or values["iterations"]["planned"] is None:
+                raise RecordError("a complete record needs iterations.done and iterations.planned")
+            _check_metrics(values["task"], values["metrics"])
+        values["method"] = values["method"].strip()
+        values["error"] = None if values["error"] is None else str(values["error"])
+        return cls(**values)
+
+    # ------------------------------------------------------------------ what tables need
+
+    @property
+    def method_key(self) -> str:
+        return method_key(self.method or "", self.pretrain_epochs)
+
+    @property
+    def on_protocol(self) -> bool:
+        return not self.protocol_deviations
+
+    def metric_values(self) -> dict[str, float]:
+        """``{"bbox.AP": 57.2, ...}``: the task's columns (empty unless complete)."""
+        if self.status != "complete" or not self.metrics:
+            return {}
+        return {column.id: float(self.metrics[column.iou_type][column.metric]) for column in TASKS[self.task].columns}
+
+    def exclusion_reason(self) -> str | None:
+        """Why this record must not enter a table's means, or ``None`` if it may."""
+        if self.status != "complete":
+            if self.status == "failed":
+                return f"failed: {self.error}" if self.error else "failed"
+            return f"status is {self.status}"
+        done, planned = self.iterations["done"], self.iterations["planned"]
+        if done < planned:
+            return f"partial: {done} of {planned} iterations"
+        return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _mapping(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RecordError(f"{name} is not an object")
+    return dict(value)
+
+
+def _check_identity(values: dict[str, Any]) -> None:
+    if values["status"] not in STATUSES:
+        raise RecordError(f"status {values['status']!r} is not one of {', '.join(STATUSES)}")
+    if values["task"] not in TASKS:
+        raise RecordError(f"task {values['task']!r} is not one of {', '.join(TASKS)}")
+    if not isinstance(values["method"], str) or not values["method"].strip():
+        raise RecordError("method is not a non-empty string")
+    epochs = values["pretrain_epochs"]
+    if epochs is not None and not (_is_int(epochs) and epochs > 0):
+        raise RecordError(f"pretrain_epochs must be a positive integer or null, not {epochs!r}")
+    if not _is_int(values["seed"]):
+        raise RecordError(f"seed must be an integer, not {values['seed']!r}")
+
+
+def _iterations(value: Any) -> dict[str, int | None]:
+    if value is None:
+        return {"done": None, "planned": None}
+    value = _mapping(value, "iterations")
+    for name in ("done", "planned"):
+        if value.get(name) is not None and not _is_int(value[name]):
+            raise RecordError(f"iterations.{name} must be an integer, not {value[name]!r}")
+    return {"done": value.get("done"), "planned": value.get("planned"), **value}
+
+
+def _check_metrics(task: str, metrics: Any) -> None:
+    """Every column of the task present as a finite number."""
+    if not isinstance(metrics, Mapping):
+        raise RecordError("metrics is not an object")
+    needed = TASKS[task].iou_types
+    for column in TASKS[task].columns:
+        block = metrics.get(column.iou_type)
+        if not isinstance(block, Mapping):
+            raise RecordError(f"metrics.{column.iou_type} is missing (task {task} needs {', '.join(needed)})")
+        if column.metric not in block:
+            raise RecordError(f"metrics.{column.id} is missing")
+        value = block[column.metric]
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+            raise RecordError(f"metrics.{column.id} is not a finite number: {value!r}")
+
+
+def clean_metrics(results: Mapping[str, Any] | None) -> dict[str, dict[str, float | None]]:
+    """Evaluator output as ``{iou type: {metric: float}}``; NaN (a class with no ground truth) -> null."""
+    cleaned: dict[str, dict[str, float | None]] = {}
+    for iou_type, values in (results or {}).items():
+        if isinstance(values, dict):
+            cleaned[iou_type] = {str(k): (float(v) if math.isfinite(float(v)) else None) for k, v in values.items()}
+    return cleaned
+
+
+def load_record(path: str | os.PathLike) -> RunRecord:
+    """Read and validate one ``run_record.json``; an unreadable file is a :class:`RecordError` too."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"cannot read: {exc.__class__.__name__}: {exc}") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return RunRecord.from_json(obj)
+
+
+def record_path(output_dir: str | os.PathLike) -> Path:
+    return Path(output_dir) / RECORD_NAME
+
+
+def read_record(output_dir: str | os.PathLike) -> RunRecord | None:
+    """The record of the run in ``output_dir``; None if there is none; UserError if it is unusable."""
+    path = record_path(output_dir)
+    if not path.is_file():
+        return None
+    try:
+        return load_record(path)
+    except RecordError as exc:
+        raise UserError(f"{path} is not a usable {SCHEMA} record ({exc}); move it away or choose another "
+                        "--output") from None
+
+
+def write_record(output_dir: str | os.PathLike, record: RunRecord) -> Path:
+    path = record_path(output_dir)
+    atomic_write_json(path, record.to_json())
+    return path
+
+
+def find_records(roots: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every ``run_record.json`` under ``roots`` (a root may also be a record file), each once, sorted."""
+    found: dict[Path, None] = {}
+    for root in roots:
+        root = Path(root)
+        candidates = [root] if root.is_file() else sorted(root.rglob(RECORD_NAME)) if root.is_dir() else []
+        for path in candidates:
+            found.setdefault(path.resolve(), None)
+    return sorted(found)
