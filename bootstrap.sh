@@ -2,7 +2,8 @@
 # Set up (or reuse) the project's virtual environment, then run one job.
 #
 #   bash bootstrap.sh demo [ARGS...]   install everything, run `synco demo` on the toy world
-#   bash bootstrap.sh test [ARGS...]   install everything, run the test suite (pytest ARGS)
+#   bash bootstrap.sh test [ARGS...]   install everything, check the import layers and ruff, run the
+#                                      test suite (pytest ARGS)
 #   bash bootstrap.sh setup            install everything, run nothing
 #
 # Idempotent: the venv (.venv, or $SYNCO_VENV) is reused, and pip runs again only
@@ -69,6 +70,10 @@ fi
 
 case "$job" in
   demo)  exec "$venv/bin/synco" demo "$@" ;;
-  test)  exec "$venv/bin/python" -m pytest "$@" ;;
+  test)
+    # The architecture first (seconds): layers import only downward, and ruff's checks.
+    "$venv/bin/lint-imports" --no-cache || die "an import breaks the layer contract (pyproject.toml, [tool.importlinter])."
+    "$venv/bin/ruff" check --quiet synco transfer results benchmarks tests || die "ruff found problems (above)."
+    exec "$venv/bin/python" -m pytest "$@" ;;
   setup) "$venv/bin/synco" doctor ;;
 esac

@@ -21,10 +21,10 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import round_robin  # benchmarks/timing.py
 
 from synco.pretrain.contrastive import info_nce
-from synco.pretrain.synthesis import SynthesisConfig
-from timing import round_robin  # benchmarks/timing.py
+from synco.pretrain.synthesis_config import SynthesisConfig
 
 
 def make_step(cfg: SynthesisConfig, batch: int, queue: int, dim: int, device: torch.device,

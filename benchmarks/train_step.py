@@ -19,10 +19,10 @@ import platform
 import statistics
 
 import torch
+from timing import round_robin  # benchmarks/timing.py
 
 from synco.pretrain.model import MomentumContrast
-from synco.pretrain.synthesis import SynthesisConfig
-from timing import round_robin  # benchmarks/timing.py
+from synco.pretrain.synthesis_config import SynthesisConfig
 
 METHODS = {
     "mocov2": SynthesisConfig.mocov2,

@@ -22,6 +22,7 @@ intra-op thread can be several times slower (``--threads 1`` to compare).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import tempfile
@@ -31,6 +32,19 @@ from pathlib import Path
 
 import torch
 
+# Set before importing detectron2, whose import already calls the deprecated torch.jit.script.
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+warnings.filterwarnings("ignore", message=r".*meshgrid.*", category=UserWarning)
+
+from detectron2.utils.events import EventStorage  # noqa: E402
+
+from synco.toyworld import ToyWorldSpec, generate_toy_world  # noqa: E402
+from transfer.convert.settings import TORCHVISION_STYLE  # noqa: E402
+from transfer.detection.datasets import register_datasets, register_toy_world  # noqa: E402
+from transfer.detection.engine import TransferTrainer  # noqa: E402
+from transfer.detection.run_config import build_config  # noqa: E402
+from transfer.tasks import get_task  # noqa: E402
+
 
 def _sync(device: str) -> None:
     if device == "cuda":
@@ -38,27 +52,17 @@ def _sync(device: str) -> None:
 
 
 def make_world(root: Path, size: int, train: int, test: int) -> Path:
-    from synco.toyworld import ToyWorldSpec, generate_toy_world
-
     generate_toy_world(root, ToyWorldSpec(seed=0, size=size, count=16, det_train=train, det_test=test))
     return root
 
 
 def build_trainer(task_name: str, world: Path, device: str, output: Path, extra: list[str]):
-    from transfer.detection.run_config import build_config
-    from transfer.convert.settings import TORCHVISION_STYLE
-    from transfer.detection.datasets import register_datasets
-    from transfer.detection.engine import TransferTrainer
-    from transfer.tasks import get_task
-
     task = get_task(task_name)
     cfg = build_config(task, weights="", input_settings=dict(TORCHVISION_STYLE), output_dir=str(output), seed=0,
                        device=device, opts=extra)
     if task.toy:
         register_datasets(task, [], world)
     else:
-        from transfer.detection.datasets import register_toy_world
-
         register_toy_world(world)
     trainer = TransferTrainer(cfg)
     trainer.resume_or_load(resume=False)
@@ -66,8 +70,6 @@ def build_trainer(task_name: str, world: Path, device: str, output: Path, extra:
 
 
 def time_training(trainer, device: str, warmup: int, iters: int) -> list[float]:
-    from detectron2.utils.events import EventStorage
-
     times = []
     with EventStorage(0) as trainer.storage:
         for step in range(warmup + iters):
@@ -115,12 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: CPU toy runs, plus GPU runs if CUDA")
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=r".*meshgrid.*", category=UserWarning)
     if args.threads:
         torch.set_num_threads(args.threads)
-    import logging
-
     for name in ("detectron2", "fvcore"):  # quiet, yet "configured" so DefaultTrainer adds no console logger
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)

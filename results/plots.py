@@ -15,9 +15,13 @@ import io
 import os
 from pathlib import Path
 
-from synco.common.atomic import atomic_write_bytes
+import matplotlib
+
+matplotlib.use("Agg")  # headless: select the backend before pyplot is imported
+import matplotlib.pyplot as plt
 
 from results.aggregate import Report, Row, TaskTable
+from synco.common.atomic import atomic_write_bytes
 
 _MARKERS = "Dv^s*Pp<>h"
 
@@ -52,11 +56,6 @@ def _positions(table: TaskTable) -> tuple[list[str], dict[int, int], list[tuple[
 
 
 def figure_for_table(table: TaskTable):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ticks, measured, reported = _positions(table)
     footnotes: dict[tuple, int] = {}
     for _, row in reported:
@@ -112,8 +111,6 @@ def figure_for_table(table: TaskTable):
 
 def write_plots(report: Report, path: str | os.PathLike) -> list[Path]:
     """Write ``<stem>-<task>.png`` and ``.svg`` for every table; return the files written."""
-    import matplotlib.pyplot as plt
-
     stem = plot_stem(path)
     written: list[Path] = []
     for table in report.tables:

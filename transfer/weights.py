@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from detectron2.utils.file_io import PathManager
 
 from synco.common.digest import sha256_of
 from synco.common.errors import UserError
@@ -120,8 +121,6 @@ def _msra_weights(local: Path, shown: str, method: str | None) -> PreparedWeight
 
 
 def _fetch_msra() -> Path:
-    from detectron2.utils.file_io import PathManager  # noqa: PLC0415
-
     try:
         return Path(PathManager.get_local_path(MSRA_CATALOG))
     except Exception as exc:  # noqa: BLE001 - any failure to fetch is the same user problem

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from synco.common.errors import UserError
 from synco.common.resources import shipped_names
 
 
@@ -12,7 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run an experiment grid: pretrain -> convert -> transfer -> tables",
                        description="Run every stage of an experiment that has not finished yet, then write "
                                    "tables, plots and report.md into its output folder.")
-    p.add_argument("experiment", help="experiment YAML file, or the name of a shipped one (" + ", ".join(shipped_names("experiments")) + ")")
+    shipped = ", ".join(shipped_names("experiments"))
+    p.add_argument("experiment", help=f"experiment YAML file, or the name of a shipped one ({shipped})")
     p.add_argument("--output", type=Path, help="override the experiment's output folder")
     p.add_argument("--jobs", type=int, help="stages to run at once on this machine (default: launch.jobs or 1)")
     p.add_argument("--executor", choices=["local", "slurm"], help="override the experiment's executor")
@@ -23,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # keeps `synco --help` fast: the pipeline (torch, pandas, matplotlib) loads only when the command runs
     from synco.pipeline import run_bench  # noqa: PLC0415
-    from synco.common.errors import UserError  # noqa: PLC0415
 
     if args.jobs is not None and args.jobs < 1:
         raise UserError("--jobs must be at least 1.")

@@ -45,7 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transfer.convert import convert_checkpoint
+    # keeps `synco --help` fast: the converter (torch, torchvision) loads only when the command runs
+    from transfer.convert import convert_checkpoint  # noqa: PLC0415
 
     if args.output is None and not args.dry_run:
         raise UserError("missing OUT (or pass --dry-run to only check IN)")

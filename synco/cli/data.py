@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     toy.add_argument("--det-train", type=int, default=256, help="images in VOC trainval / COCO train2017")
     toy.add_argument("--det-test", type=int, default=128, help="images in VOC test / COCO val2017")
     toy.add_argument("--max-objects", type=int, default=4, help="most objects per scene")
-    toy.add_argument("--overwrite", action="store_true", help="replace a non-empty --out (only once the new one is complete)")
+    toy.add_argument("--overwrite", action="store_true",
+                     help="replace a non-empty --out (only once the new one is complete)")
     toy.add_argument("--exist-ok", action="store_true",
                      help="if --out already holds a toy world with these exact settings, keep it")
     toy.add_argument("--quiet", action="store_true")
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_toy(args: argparse.Namespace) -> int:
+    # keeps `synco --help` fast: the generator (numpy, Pillow, shapely) loads only when the command runs
     from synco.toyworld import ToyWorldSpec, generate_toy_world  # noqa: PLC0415
 
     spec = ToyWorldSpec(seed=args.seed, size=args.size, count=args.count, det_train=args.det_train,

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the toy-world demo: pretrain -> convert -> transfer -> table (CPU, ~15 min)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -25,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # keeps `synco --help` fast: the pipeline (torch, pandas, matplotlib) loads only when the command runs
     from synco.pipeline import run_bench  # noqa: PLC0415
 
     start = time.time()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+
+from synco.environment.detectron2_install import ensure_detectron2
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,16 +22,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # keeps `synco --help` fast: the report (torch, torchvision) loads only when the command runs
     from synco.environment.doctor import collect_report, format_report  # noqa: PLC0415
 
     if args.install_detectron2:
-        from synco.environment.detectron2_install import ensure_detectron2  # noqa: PLC0415
-
         ensure_detectron2(args.detectron2_wheel)
     report = collect_report()
     if args.json:
-        import json  # noqa: PLC0415
-
         print(json.dumps(report, indent=2))
     else:
         print(format_report(report))

@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+import yaml
+
+from synco.common.errors import UserError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="pretrain a ResNet with MoCo v2 / MoCHI / SynCo",
@@ -29,8 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml  # noqa: PLC0415
-
+    # keeps `synco --help` fast: the training code (torch, torchvision) loads only when the command runs
     from synco.pretrain.config import load_config  # noqa: PLC0415
     from synco.pretrain.train import Interrupted, pretrain  # noqa: PLC0415
 
@@ -44,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     if not cfg.data:
-        from synco.common.errors import UserError  # noqa: PLC0415
-
         raise UserError("no dataset given; pass --data ROOT (an ImageFolder root or a toy world).")
     try:
         summary = pretrain(cfg, resume=args.resume, progress=not args.no_progress)

@@ -57,7 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", metavar="LABEL",
                         help="method label for the record (default: from the checkpoint, else the file name)")
     parser.add_argument("--pretrain-epochs", type=int, metavar="E",
-                        help="pretraining epochs for the record (default: from the checkpoint; third-party weights: none)")
+                        help="pretraining epochs for the record "
+                             "(default: from the checkpoint; third-party weights: none)")
     parser.add_argument("--evaluator", choices=["pycocotools", "faster-coco-eval"], default="pycocotools",
                         help="COCO AP implementation (default: the official pycocotools)")
     parser.add_argument("--dataset-root", metavar="DIR", help="folder holding the datasets (see below)")
@@ -72,7 +73,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transfer.run import run_transfer
+    # keeps `synco --help` fast and working without detectron2: the run (detectron2, torch) loads only
+    # when the command runs
+    from transfer.run import run_transfer  # noqa: PLC0415
 
     record = run_transfer(
         args.task, args.weights, args.output,

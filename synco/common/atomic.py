@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
 
-
 Writer = Callable[[BinaryIO], None]
 
 

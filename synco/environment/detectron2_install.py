@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import importlib.metadata
 import importlib.util
 import io
 import re
@@ -60,10 +61,10 @@ def find_detectron2() -> Detectron2Info | None:
     """Describe the importable detectron2, or None. Imports it (cheap)."""
     if importlib.util.find_spec("detectron2") is None:
         return None
-    import detectron2  # noqa: PLC0415
+    import detectron2  # noqa: PLC0415 - detectron2 is optional: imported only once find_spec has found it
 
     try:
-        from detectron2 import _C  # noqa: F401, PLC0415
+        from detectron2 import _C  # noqa: F401, PLC0415 - optional compiled ops; their absence is the answer
 
         compiled = True
     except ImportError:
@@ -77,9 +78,7 @@ def find_detectron2() -> Detectron2Info | None:
 
 
 def _owning_distribution() -> str | None:
-    from importlib import metadata  # noqa: PLC0415
-
-    for dist in metadata.distributions():
+    for dist in importlib.metadata.distributions():
         top = dist.read_text("top_level.txt") or ""
         files = dist.files or []
         if "detectron2" in top.split() or any(str(f).startswith("detectron2/__init__.py") for f in files):

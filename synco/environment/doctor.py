@@ -12,13 +12,15 @@ import platform
 import sys
 from pathlib import Path
 
+import torch
+import torchvision
+
 from synco import __version__
+from synco.environment.detectron2_install import find_detectron2
+from synco.toyworld import DEFAULT_ROOT, read_manifest
 
 
 def _torch_report() -> dict:
-    import torch  # noqa: PLC0415
-    import torchvision  # noqa: PLC0415
-
     report = {
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
@@ -36,8 +38,6 @@ def _torch_report() -> dict:
 
 
 def _detectron2_report() -> dict:
-    from synco.environment.detectron2_install import find_detectron2  # noqa: PLC0415
-
     try:
         info = find_detectron2()
     except Exception as exc:  # noqa: BLE001 - a broken install is reported, not raised
@@ -48,8 +48,10 @@ def _detectron2_report() -> dict:
     report = {"installed": True, "version": info.version, "location": info.location,
               "distribution": info.distribution, "compiled_ops": info.has_compiled_ops}
     try:
-        from detectron2.config import get_cfg  # noqa: PLC0415
-        from detectron2.modeling import build_model  # noqa: F401, PLC0415
+        # detectron2 is optional (`synco doctor --install-detectron2` installs it): the report must
+        # work without it, and an install that fails to import is reported, not raised.
+        from detectron2.config import get_cfg  # noqa: PLC0415 - optional detectron2, see above
+        from detectron2.modeling import build_model  # noqa: F401, PLC0415 - optional detectron2, see above
 
         get_cfg()
         report["usable"] = True
@@ -70,8 +72,6 @@ def coco_evaluator_report(d2_compiled: bool) -> dict:
 
 def dataset_roots() -> dict:
     """Known dataset folders: detectron2's builtin root and the toy world."""
-    from synco.toyworld import DEFAULT_ROOT, read_manifest  # noqa: PLC0415
-
     d2_root = Path(os.environ.get("DETECTRON2_DATASETS", "datasets"))
     expected = {
         "VOC2007": d2_root / "VOC2007" / "ImageSets" / "Main" / "trainval.txt",
@@ -111,11 +111,12 @@ def format_report(r: dict) -> str:
     if d2.get("installed") and "version" in d2:
         ops = "compiled ops present" if d2["compiled_ops"] else "no compiled ops (pure Python)"
         state = "usable" if d2["usable"] else f"NOT usable: {d2.get('error')}"
-        lines.append(f"detectron2    {d2['version']} from {d2['location']} [{d2.get('distribution') or 'no pip record'}]; "
-                     f"{ops}; {state}")
+        dist = d2.get("distribution") or "no pip record"
+        lines.append(f"detectron2    {d2['version']} from {d2['location']} [{dist}]; {ops}; {state}")
     else:
         lines.append(f"detectron2    NOT usable: {d2.get('error')}")
-    fast = "faster-coco-eval installed (opt-in)" if ev["faster_coco_eval_available"] else "faster-coco-eval not installed"
+    fast = ("faster-coco-eval installed (opt-in)" if ev["faster_coco_eval_available"]
+            else "faster-coco-eval not installed")
     lines.append(f"COCO eval     {ev['default']}; {fast}")
     found = ", ".join(f"{k} ({v})" for k, v in ds["found"].items()) or "none"
     lines.append(f"datasets      DETECTRON2_DATASETS={ds['detectron2_datasets']}: {found}")

@@ -130,22 +130,8 @@ def _seeds(loc: _Located, raw: Any, tasks: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Experiment:
-    """Parse and validate an experiment file (nothing runs here)."""
-    path = resolve_config("experiments", path, what="experiment")
-    text = path.read_text()
-    loc = _Located(path, text)
-    raw = yaml.safe_load(text) or {}
-    _check_keys(loc, raw, TOP_KEYS)
-    for key in ("name", "tasks", "seeds"):
-        if key not in raw:
-            raise loc.fail(f"missing required key {key!r}.")
-    tasks = raw["tasks"] if isinstance(raw["tasks"], list) else [raw["tasks"]]
-    for i, task in enumerate(tasks):
-        if task not in TASKS:
-            raise loc.fail(f"unknown task {task!r}; known: {', '.join(TASKS)}.", "tasks", i)
-    seeds = _seeds(loc, raw["seeds"], tasks)
-
+def _entries(loc: _Located, raw: dict, path: Path) -> tuple[list[PretrainEntry], list[WeightsEntry]]:
+    """The ``pretrain:`` and ``weights:`` entries, checked; their names label rows and folders, so are unique."""
     pretrain, names = [], set()
     for i, item in enumerate(raw.get("pretrain") or []):
         _check_keys(loc, item, PRETRAIN_KEYS, "pretrain", i)
@@ -171,6 +157,26 @@ def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = 
         names.add(entry.name)
     if not names:
         raise loc.fail("nothing to evaluate: give at least one pretrain or weights entry.")
+    return pretrain, weights
+
+
+def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Experiment:
+    """Parse and validate an experiment file (nothing runs here)."""
+    path = resolve_config("experiments", path, what="experiment")
+    text = path.read_text()
+    loc = _Located(path, text)
+    raw = yaml.safe_load(text) or {}
+    _check_keys(loc, raw, TOP_KEYS)
+    for key in ("name", "tasks", "seeds"):
+        if key not in raw:
+            raise loc.fail(f"missing required key {key!r}.")
+    tasks = raw["tasks"] if isinstance(raw["tasks"], list) else [raw["tasks"]]
+    for i, task in enumerate(tasks):
+        if task not in TASKS:
+            raise loc.fail(f"unknown task {task!r}; known: {', '.join(TASKS)}.", "tasks", i)
+    seeds = _seeds(loc, raw["seeds"], tasks)
+
+    pretrain, weights = _entries(loc, raw, path)
 
     toy = raw.get("toy_world")
     if toy is not None:

@@ -17,6 +17,8 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable
 
+import torch
+
 from synco.pipeline.manifest import Manifests
 from synco.pipeline.plan import Stage
 
@@ -51,12 +53,7 @@ class LocalRunner:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         if visible is not None:
             return [g for g in visible.split(",") if g.strip()]
-        try:
-            import torch  # noqa: PLC0415
-
-            return [str(i) for i in range(torch.cuda.device_count())]
-        except ImportError:
-            return []
+        return [str(i) for i in range(torch.cuda.device_count())]
 
     def _run_one(self, stage: Stage) -> bool:
         manifest = self.manifests.start(stage)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from synco.common.resources import config_dir
 from synco.pipeline.experiment import Experiment
@@ -59,23 +60,41 @@ def _config_digest(task: str) -> str:
     return digest.hexdigest()[:16]
 
 
+class _Weights(NamedTuple):
+    """What the transfer stages of one row start from."""
+
+    path: str  # a converted .pkl, or "random" / "msra"
+    method: str
+    deps: tuple[str, ...]
+    pretrain_epochs: int | None = None  # only for third-party weights whose entry states it
+
+
 def build_plan(exp: Experiment) -> list[Stage]:
     """Stages in a valid execution order (dependencies first)."""
-    out = exp.output
     stages: list[Stage] = []
-    gpus, nodes = int(exp.launch.get("gpus_per_node") or 0), int(exp.launch.get("nodes") or 1)
     data_deps: tuple[str, ...] = ()
-    toy_root = str(out / DEFAULT_TOY_ROOT)
+    toy_root = str(exp.output / DEFAULT_TOY_ROOT)
     if exp.toy_world is not None:
         toy_args = ["data", "toy", "--out", toy_root, "--exist-ok", "--quiet"]
         for key, value in exp.toy_world.items():
             toy_args += [f"--{key.replace('_', '-')}", str(value)]
         stages.append(Stage("data:toy", "data", tuple(toy_args), label="generate the toy world"))
         data_deps = ("data:toy",)
-    pretrain_data = exp.pretrain_data or toy_root
+    weights = _weights_stages(exp, exp.pretrain_data or toy_root, data_deps, stages)
     dataset_root = exp.dataset_root or (toy_root if exp.toy_world is not None else None)
+    stages += _transfer_stages(exp, weights, dataset_root, data_deps)
+    return stages
 
-    weights: dict[str, tuple[str, str, tuple[str, ...], dict]] = {}  # name -> (path, method, deps, extra)
+
+def _resources(exp: Experiment) -> tuple[int, int]:
+    return int(exp.launch.get("gpus_per_node") or 0), int(exp.launch.get("nodes") or 1)
+
+
+def _weights_stages(exp: Experiment, pretrain_data: str, data_deps: tuple[str, ...],
+                    stages: list[Stage]) -> dict[str, _Weights]:
+    """Append the pretrain and convert stages; returns each row's weights."""
+    out, (gpus, nodes) = exp.output, _resources(exp)
+    weights: dict[str, _Weights] = {}
     for entry in exp.pretrain:
         run_dir = out / "pretrain" / entry.name
         args = ("pretrain", "--config", entry.config, "--data", pretrain_data, "--output", str(run_dir),
@@ -85,39 +104,45 @@ def build_plan(exp: Experiment) -> list[Stage]:
                       label=f"pretrain {entry.name}", meta={"run_dir": str(run_dir), "inputs": resolved.to_dict()})
         stages.append(stage)
         pkl = out / "weights" / f"{entry.name}.pkl"
-        epochs = resolved.epochs
-        final = run_dir / f"checkpoint_{epochs:04d}.pth.tar"
+        final = run_dir / f"checkpoint_{resolved.epochs:04d}.pth.tar"
         stages.append(Stage(f"convert:{entry.name}", "convert", ("convert", str(final), str(pkl), "--overwrite"),
                             (stage.id,), label=f"convert {entry.name}", meta={"run_dir": str(run_dir)}))
-        weights[entry.name] = (str(pkl), entry.name, (f"convert:{entry.name}",), {})
+        weights[entry.name] = _Weights(str(pkl), entry.name, (f"convert:{entry.name}",))
     for entry in exp.weights:
         if entry.path in ("random", "msra"):
-            weights[entry.name] = (entry.path, entry.method or entry.name, (), {})
+            weights[entry.name] = _Weights(entry.path, entry.method or entry.name, ())
             continue
         pkl = out / "weights" / f"{entry.name}.pkl"
         args = ["convert", entry.path, str(pkl), "--overwrite"]
         if entry.format:
             args += ["--format", entry.format]
         stages.append(Stage(f"convert:{entry.name}", "convert", tuple(args), label=f"convert {entry.name}"))
-        extra = {"pretrain_epochs": entry.pretrain_epochs} if entry.pretrain_epochs is not None else {}
-        weights[entry.name] = (str(pkl), entry.method or entry.name, (f"convert:{entry.name}",), extra)
+        weights[entry.name] = _Weights(str(pkl), entry.method or entry.name, (f"convert:{entry.name}",),
+                                       entry.pretrain_epochs)
+    return weights
 
+
+def _transfer_stages(exp: Experiment, weights: dict[str, _Weights], dataset_root: str | None,
+                     data_deps: tuple[str, ...]) -> list[Stage]:
+    """One stage per (row, task, seed)."""
+    gpus, nodes = _resources(exp)
     task_inputs = {task: _config_digest(task) for task in exp.tasks}
-    for name, (path, method, deps, extra) in weights.items():
+    stages = []
+    for name, source in weights.items():
         for task in exp.tasks:
             for seed in exp.seeds[task]:
-                run_dir = out / "transfer" / task / name / f"seed{seed}"
-                args = ["transfer", "--task", task, "--weights", path, "--output", str(run_dir), "--seed",
-                        str(seed), "--method", method, "--resume", "--quiet"]
-                if "pretrain_epochs" in extra:
-                    args += ["--pretrain-epochs", str(extra["pretrain_epochs"])]
+                run_dir = exp.output / "transfer" / task / name / f"seed{seed}"
+                args = ["transfer", "--task", task, "--weights", source.path, "--output", str(run_dir), "--seed",
+                        str(seed), "--method", source.method, "--resume", "--quiet"]
+                if source.pretrain_epochs is not None:
+                    args += ["--pretrain-epochs", str(source.pretrain_epochs)]
                 if dataset_root and (TASKS[task].toy or exp.dataset_root):
                     args += ["--dataset-root", dataset_root]
                 if gpus:
                     args += ["--num-gpus", str(gpus)]
                 for key, value in exp.transfer_overrides.get(task, {}).items():
                     args += [key, json.dumps(value) if isinstance(value, (list, tuple)) else str(value)]
-                task_deps = deps + (data_deps if TASKS[task].toy else ())
+                task_deps = source.deps + (data_deps if TASKS[task].toy else ())
                 stages.append(Stage(f"transfer:{name}:{task}:s{seed}", "transfer", tuple(args), task_deps,
                                     gpus, nodes, label=f"transfer {name} -> {task} (seed {seed})",
                                     meta={"run_dir": str(run_dir), "inputs": task_inputs[task]}))

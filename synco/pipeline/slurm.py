@@ -14,18 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from synco.common.errors import UserError
 from synco.pipeline.local import LocalRunner
 from synco.pipeline.manifest import Manifests
 from synco.pipeline.plan import Stage
 from synco.pipeline.summary import report_from_manifests
-from synco.common.errors import UserError
 
 DEFAULT_PARAMETERS = {"time": 72 * 60, "cpus_per_task": 10, "signal_delay_s": 120}
 
 
 def _submitit():
     try:
-        import submitit  # noqa: PLC0415
+        import submitit  # noqa: PLC0415 - optional extra [slurm]: only the slurm executor needs it
     except ImportError:
         raise UserError("the slurm executor needs submitit: pip install 'synco-bench[slurm]'.") from None
     return submitit

@@ -1,6 +1,7 @@
 """Pretraining: MoCo v2, MoCHI and SynCo as one momentum-contrast model.
 
 - :mod:`~synco.pretrain.negatives`   the six synthetic-negative formulas, as pure tensor functions
+- :mod:`~synco.pretrain.synthesis_config` how many negatives of each type a method adds
 - :mod:`~synco.pretrain.synthesis`   their logits without materialising the vectors (the fast path)
 - :mod:`~synco.pretrain.contrastive` InfoNCE with the queue and the synthetic negatives
 - :mod:`~synco.pretrain.splitbn`     per-slice batch norm on one device

@@ -1,8 +1,8 @@
-"""Pretraining settings: one dataclass, YAML presets in ``configs/pretrain/``, and
+"""Pretraining settings: one dataclass, YAML presets shipped in ``synco/configs/pretrain/``, and
 ``key=value`` overrides from the command line.
 
 A preset names a ``method`` (mocov2, mochi, synco); its synthesis defaults
-come from :class:`~synco.pretrain.synthesis.SynthesisConfig`'s presets and any
+come from :class:`~synco.pretrain.synthesis_config.SynthesisConfig`'s presets and any
 ``synthesis:`` entries override them field by field. The resolved config is
 stored in every checkpoint, so a run can be resumed or audited from the
 checkpoint alone.
@@ -32,7 +32,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 
 from synco.common.errors import UserError
 from synco.common.resources import resolve_config
-from synco.pretrain.synthesis import TYPE_NAMES, SynthesisConfig
+from synco.pretrain.synthesis_config import TYPE_NAMES, SynthesisConfig
 
 METHODS = ("mocov2", "mochi", "synco")
 #: torchvision ResNets :func:`synco.pretrain.model.build_encoder` builds; here so that

@@ -39,95 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from synco.pretrain import negatives as neg
 from synco.pretrain.negatives import select_hardest
+from synco.pretrain.synthesis_config import SynthesisConfig
 
-__all__ = ["TYPE_NAMES", "SynthesisConfig", "Draws", "Synthesis", "synthetic_logits", "synthetic_vectors"]
-
-#: Type names; type id ``t`` (1..6, the paper's numbering) is ``TYPE_NAMES[t - 1]``.
-TYPE_NAMES: tuple[str, ...] = ("interpolated", "extrapolated", "mixed", "noise", "perturbed", "adversarial")
+__all__ = ["Draws", "Synthesis", "synthetic_logits", "synthetic_vectors"]
 
 _EPS = 1e-12  # the floor F.normalize puts under a norm; used identically here
-
-
-@dataclass(frozen=True)
-class SynthesisConfig:
-    """How many synthetic negatives of each type, and how they are drawn.
-
-    The defaults are SynCo's (arXiv 2410.02401). ``n_hard`` is the size ``N``
-    of the pool of hardest queue negatives every synthetic negative is made
-    from (clamped to the queue size); the ranges are the ``U(lo, hi)`` of the
-    mixing coefficients; ``warmup_epochs`` is how many (0-based) epochs run
-    as plain MoCo v2 before synthesis starts.
-    """
-
-    n_hard: int = 1024
-    n_interpolated: int = 256
-    n_extrapolated: int = 256
-    n_mixed: int = 256
-    n_noise: int = 64
-    n_perturbed: int = 64
-    n_adversarial: int = 64
-    alpha_range: tuple[float, float] = (0.0, 0.5)
-    beta_range: tuple[float, float] = (1.0, 1.5)
-    gamma_range: tuple[float, float] = (0.0, 1.0)
-    sigma: float = 0.01
-    delta: float = 0.01
-    eta: float = 0.01
-    warmup_epochs: int = 10
-
-    def __post_init__(self) -> None:
-        if any(c < 0 for c in self.counts):
-            raise ValueError(f"synthetic negative counts must be >= 0, got {self.counts}")
-        if self.n_hard < 1:
-            raise ValueError(f"n_hard must be at least 1, got {self.n_hard}")
-        for name in ("alpha_range", "beta_range", "gamma_range"):
-            lo, hi = getattr(self, name)
-            if lo > hi:
-                raise ValueError(f"{name} must be (low, high) with low <= high, got {(lo, hi)}")
-        if self.sigma < 0 or self.warmup_epochs < 0:
-            raise ValueError("sigma and warmup_epochs must be >= 0")
-
-    @property
-    def counts(self) -> tuple[int, int, int, int, int, int]:
-        """Per-type counts in type-id order (1..6)."""
-        return (self.n_interpolated, self.n_extrapolated, self.n_mixed,
-                self.n_noise, self.n_perturbed, self.n_adversarial)
-
-    @property
-    def total(self) -> int:
-        """Synthetic negatives per query once synthesis is active."""
-        return sum(self.counts)
-
-    def active(self, epoch: int) -> bool:
-        """Whether synthetics are added at (0-based) ``epoch``: after warm-up, if any."""
-        return self.total > 0 and epoch >= self.warmup_epochs
-
-    def slices(self) -> dict[str, slice]:
-        """Column range of each present type within the ``(B, total)`` synthetic logits."""
-        out, start = {}, 0
-        for name, c in zip(TYPE_NAMES, self.counts):
-            if c:
-                out[name] = slice(start, start + c)
-            start += c
-        return out
-
-    @classmethod
-    def mocov2(cls) -> SynthesisConfig:
-        """MoCo v2: no synthetic negatives."""
-        return cls(n_interpolated=0, n_extrapolated=0, n_mixed=0, n_noise=0, n_perturbed=0, n_adversarial=0)
-
-    @classmethod
-    def mochi(cls, n_hard: int = 1024, s: int = 512, s_prime: int = 256, **kw) -> SynthesisConfig:
-        """MoCHI (N, s, s'): ``s`` mixes of two hard negatives (type 3) and
-        ``s'`` mixes of the query into one with weight < 0.5 (type 1)."""
-        return cls(n_hard=n_hard, n_interpolated=s_prime, n_extrapolated=0, n_mixed=s,
-                   n_noise=0, n_perturbed=0, n_adversarial=0, alpha_range=(0.0, 0.5),
-                   gamma_range=(0.0, 1.0), **kw)
-
-    @classmethod
-    def synco(cls, **kw) -> SynthesisConfig:
-        """SynCo with the paper's settings; any field may be overridden."""
-        return cls(**kw)
 
 
 @dataclass(frozen=True)
@@ -220,17 +138,17 @@ class _RowLogits(torch.autograd.Function):
         return grad_q.to(ctx.q_dtype), None, None, None
 
 
-def _affine_logits(q_self: Tensor, q_sq: Tensor, l: Tensor, n_sq: Tensor,
+def _affine_logits(q_self: Tensor, q_sq: Tensor, l_n: Tensor, n_sq: Tensor,
                    a: Tensor | float, b: Tensor | float) -> Tensor:
     """Logits ``q . (a q_ + b n) / Z`` from ``q . q_`` and ``q . n`` (see module doc).
 
     ``q_self`` is ``q . q_`` with gradient ``q_`` (B, 1); ``q_sq`` its detached
-    value ``|q|^2``; ``l`` the gathered ``q . n`` with gradient ``n``; ``n_sq``
+    value ``|q|^2``; ``l_n`` the gathered ``q . n`` with gradient ``n``; ``n_sq``
     the gathered ``|n|^2``. ``a``, ``b`` are constants.
     """
-    z2 = a * a * q_sq + b * b * n_sq + 2 * a * b * l.detach()
+    z2 = a * a * q_sq + b * b * n_sq + 2 * a * b * l_n.detach()
     z = z2.clamp_min(0).sqrt().clamp_min(_EPS)
-    return (a / z) * q_self + (b / z) * l
+    return (a / z) * q_self + (b / z) * l_n
 
 
 def synthetic_logits(q: Tensor, l_neg: Tensor, queue: Tensor, cfg: SynthesisConfig,
@@ -256,9 +174,8 @@ def synthetic_logits(q: Tensor, l_neg: Tensor, queue: Tensor, cfg: SynthesisConf
         :class:`Synthesis` with type ids, column slices, each query's hardest
         real logit and the draws.
     """
-    B, d = q.shape
+    B = q.shape[0]
     dev = q.device
-    n1, n2, n3, n4, n5, n6 = cfg.counts
     type_ids = torch.repeat_interleave(torch.arange(1, 7, device=dev), torch.tensor(cfg.counts, device=dev))
     if cfg.total == 0:
         empty = q.new_zeros(B, 0)
@@ -270,59 +187,68 @@ def synthetic_logits(q: Tensor, l_neg: Tensor, queue: Tensor, cfg: SynthesisConf
     # was selected.
     hard = select_hardest(l_neg, cfg.n_hard).sort(dim=1).values
     l_hard = _RowLogits.apply(q, l_neg, queue, hard)  # (B, N) q . n, gradient n
-    n_pool = hard.shape[1]
+    draws, l_drawn = _draw(q, hard, l_hard, cfg, _Rng(generator, rows, B, q))
+    logits = torch.cat(_type_logits(q, queue, cfg, draws, l_drawn), dim=1)
+    return logits, Synthesis(type_ids=type_ids, slices=cfg.slices(), hardest_real=l_hard.detach().amax(1),
+                             draws=draws)
 
-    # All pool positions in one draw, in type order: 1, 2, 3i, 3j, 4, 5, 6.
-    rng = _Rng(generator, rows, B, q)
+
+def _draw(q: Tensor, hard: Tensor, l_hard: Tensor, cfg: SynthesisConfig,
+          rng: _Rng) -> tuple[Draws, tuple[Tensor, ...]]:
+    """All random choices of a step, and the drawn negatives' logits ``q . n`` (gradient ``n``).
+
+    Pool positions are drawn in one call, in type order 1, 2, 3i, 3j, 4, 5, 6,
+    then the coefficients: the order is part of what makes a step reproducible.
+    """
+    n1, n2, n3, n4, n5, n6 = cfg.counts
     sizes = (n1, n2, n3, n3, n4, n5, n6)
-    pos = rng.randint(n_pool, sum(sizes))
-    l_ref = l_hard.gather(1, pos)  # (B, R) q . n with gradient n
-    idx_ref = hard.gather(1, pos)  # (B, R) queue rows
-    l1, l2, l3i, l3j, l4, l5, l6 = l_ref.split(sizes, dim=1)
-    i1, i2, i3i, i3j, i4, i5, i6 = idx_ref.split(sizes, dim=1)
+    pos = rng.randint(hard.shape[1], sum(sizes))
+    l_drawn = l_hard.gather(1, pos).split(sizes, dim=1)  # q . n with gradient n
+    i1, i2, i3i, i3j, i4, i5, i6 = hard.gather(1, pos).split(sizes, dim=1)  # queue rows
     alpha = rng.uniform(n1, cfg.alpha_range)
     beta = rng.uniform(n2, cfg.beta_range)
     gamma = rng.uniform(n3, cfg.gamma_range)
-    eps = rng.normal(n4, d, cfg.sigma)
+    eps = rng.normal(n4, q.shape[1], cfg.sigma)
+    draws = Draws(hard=hard, interpolated=i1, alpha=alpha, extrapolated=i2, beta=beta, mixed_i=i3i, mixed_j=i3j,
+                  gamma=gamma, noise=i4, eps=eps, perturbed=i5, adversarial=i6)
+    return draws, l_drawn
 
+
+def _type_logits(q: Tensor, queue: Tensor, cfg: SynthesisConfig, draws: Draws,
+                 l_drawn: tuple[Tensor, ...]) -> list[Tensor]:
+    """Each present type's logits ``q . s`` (value), with gradient ``s``, in type-id order."""
+    l1, l2, l3i, l3j, l4, l5, l6 = l_drawn
+    n1, n2, n3, n4, n5, n6 = cfg.counts
     q_ = q.detach()
     q_self = (q * q_).sum(1, keepdim=True)  # q . q_, gradient q_
     q_sq = q_self.detach()
-    need_sq = n1 + n2 + n5 > 0
-    sqn = torch.linalg.vector_norm(queue, dim=1).square() if need_sq else None
-
+    sqn = torch.linalg.vector_norm(queue, dim=1).square() if n1 + n2 + n5 > 0 else None
     parts: list[Tensor] = []
     if n1:  # interpolated: a = alpha, b = 1 - alpha
-        parts.append(_affine_logits(q_self, q_sq, l1, sqn[i1], alpha, 1 - alpha))
+        parts.append(_affine_logits(q_self, q_sq, l1, sqn[draws.interpolated], draws.alpha, 1 - draws.alpha))
     if n2:  # extrapolated: q + beta (n - q) = (1 - beta) q + beta n
-        parts.append(_affine_logits(q_self, q_sq, l2, sqn[i2], 1 - beta, beta))
+        parts.append(_affine_logits(q_self, q_sq, l2, sqn[draws.extrapolated], 1 - draws.beta, draws.beta))
     if n3:  # mixed: u = gamma n_i + (1 - gamma) n_j, built by one weighted bag-sum
-        w = torch.stack((gamma, 1 - gamma), dim=-1).reshape(B * n3, 2)
-        u = F.embedding_bag(torch.stack((i3i, i3j), dim=-1).reshape(B * n3, 2), queue,
+        gamma, batch = draws.gamma, q.shape[0]
+        w = torch.stack((gamma, 1 - gamma), dim=-1).reshape(batch * n3, 2)
+        u = F.embedding_bag(torch.stack((draws.mixed_i, draws.mixed_j), dim=-1).reshape(batch * n3, 2), queue,
                             per_sample_weights=w, mode="sum")
-        z = torch.linalg.vector_norm(u, dim=1).clamp_min(_EPS).view(B, n3)
+        z = torch.linalg.vector_norm(u, dim=1).clamp_min(_EPS).view(batch, n3)
         parts.append((gamma * l3i + (1 - gamma) * l3j) / z)
     if n4:  # noise: u = n + eps; q . u = q . n + q . eps, gradient n + eps
-        u = queue[i4] + eps
+        u = queue[draws.noise] + draws.eps
         z = torch.linalg.vector_norm(u, dim=-1).clamp_min(_EPS)
-        parts.append((l4 + torch.einsum("bmd,bd->bm", eps, q)) / z)
+        parts.append((l4 + torch.einsum("bmd,bd->bm", draws.eps, q)) / z)
     if n5:  # perturbed: n + delta q_ (closed-form gradient of q . n)
-        parts.append(_affine_logits(q_self, q_sq, l5, sqn[i5], cfg.delta, 1.0))
+        parts.append(_affine_logits(q_self, q_sq, l5, sqn[draws.perturbed], cfg.delta, 1.0))
     if n6:  # adversarial: n + eta sign(q_); needs n . sign(q_) for Z
         sg = torch.sign(q_)
-        n = queue[i6]
+        n = queue[draws.adversarial]
         n_sg = torch.einsum("bmd,bd->bm", n, sg)
         z2 = n.square().sum(-1) + cfg.eta ** 2 * sg.square().sum(1, keepdim=True) + 2 * cfg.eta * n_sg
         z = z2.clamp_min(0).sqrt().clamp_min(_EPS)
         parts.append((l6 + cfg.eta * (q * sg).sum(1, keepdim=True)) / z)
-
-    logits = torch.cat(parts, dim=1)
-    draws = Draws(hard=hard, interpolated=i1, alpha=alpha, extrapolated=i2, beta=beta,
-                  mixed_i=i3i, mixed_j=i3j, gamma=gamma, noise=i4, eps=eps,
-                  perturbed=i5, adversarial=i6)
-    info = Synthesis(type_ids=type_ids, slices=cfg.slices(),
-                     hardest_real=l_hard.detach().amax(1), draws=draws)
-    return logits, info
+    return parts
 
 
 def synthetic_vectors(q: Tensor, queue: Tensor, cfg: SynthesisConfig, draws: Draws) -> Tensor:
@@ -332,8 +258,6 @@ def synthetic_vectors(q: Tensor, queue: Tensor, cfg: SynthesisConfig, draws: Dra
     of :mod:`synco.pretrain.negatives`. ``q @ s`` over the result equals
     :func:`synthetic_logits` in value and gradient.
     """
-    from synco.pretrain import negatives as neg
-
     qb = q.unsqueeze(1)
     parts = [
         neg.interpolate(qb, queue[draws.interpolated], draws.alpha),

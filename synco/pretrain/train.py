@@ -14,20 +14,20 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
+from synco.common.atomic import atomic_link
+from synco.common.errors import UserError
 from synco.pretrain.checkpoint import LAST, check_compatible, find_resume_checkpoint, restore_rng, save_checkpoint
 from synco.pretrain.config import PretrainConfig, config_from_dict
 from synco.pretrain.data import ResumableBatchSampler, TwoViews, make_loader
-from synco.common.atomic import atomic_link
-from synco.common.errors import UserError
-from synco.pretrain.metrics_log import MetricsLogger
+from synco.pretrain.metrics_log import MetricsLogger, StepMeter
 from synco.pretrain.model import MomentumContrast
 
 
@@ -98,50 +98,8 @@ def _prepare_output(cfg: PretrainConfig, resume: bool, rank: int) -> tuple[Path,
     return output, found
 
 
-class _Meter:
-    """Running means of the logged values, throughput and data-wait, logged every ``log_every`` steps."""
-
-    def __init__(self, logger: MetricsLogger, batch_size: int, log_every: int, bar):
-        self.logger, self.batch_size, self.log_every, self.bar = logger, batch_size, log_every, bar
-        self.sums: dict[str, torch.Tensor] = {}
-        self.count = self.steps = 0
-        self.t_wait = self.t_total = 0.0
-        self.t_prev = time.perf_counter()
-        self.last_loss, self.rate, self.wait_fraction = float("nan"), 0.0, 0.0
-
-    def data_ready(self) -> None:
-        self.t_data = time.perf_counter()
-
-    def step_done(self, values: dict[str, torch.Tensor], epoch: int, step: int, global_step: int, lr: float,
-                  last_of_epoch: bool) -> None:
-        for key, value in values.items():  # summed on the device: no sync until a log line is due
-            self.sums[key] = self.sums.get(key, 0.0) + value.detach().float()
-        self.count += 1
-        self.steps += 1
-        now = time.perf_counter()
-        self.t_wait += self.t_data - self.t_prev
-        self.t_total += now - self.t_prev
-        self.t_prev = now
-        self.rate = self.batch_size * self.steps / max(self.t_total, 1e-9)
-        self.wait_fraction = self.t_wait / max(self.t_total, 1e-9)
-        if global_step % self.log_every == 0 or last_of_epoch:
-            means = {k: float(v) / self.count for k, v in self.sums.items()}
-            self.last_loss = means["loss"]
-            self.logger.log({"kind": "train", "epoch": epoch, "step": step + 1, "global_step": global_step, "lr": lr,
-                             "images_per_s": self.rate, "data_wait": self.wait_fraction, **means})
-            self.sums, self.count = {}, 0
-            if self.bar is not None:
-                self.bar.set_postfix(loss=f"{self.last_loss:.3f}", lr=f"{lr:.4f}", ips=f"{self.rate:.0f}",
-                                     wait=f"{self.wait_fraction:.0%}")
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _restore(found: tuple[Path, dict], model: MomentumContrast, optimizer, epochs: int, rank: int) -> tuple[int, int, int]:
+def _restore(found: tuple[Path, dict], model: MomentumContrast, optimizer: torch.optim.Optimizer, epochs: int,
+             rank: int) -> tuple[int, int, int]:
     """Load a checkpoint into model and optimizer; returns (epoch, step, global_step) to continue from."""
     path, ckpt = found
     model.load_state_dict({k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()})
@@ -157,8 +115,26 @@ def _restore(found: tuple[Path, dict], model: MomentumContrast, optimizer, epoch
     return epoch, step, global_step
 
 
-def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> Summary:
-    """Train (or continue training) one model; returns a summary of the run."""
+@dataclass
+class _Run:
+    """Everything the loop needs, built (and restored from a checkpoint) before the first step."""
+
+    cfg: PretrainConfig
+    output: Path
+    rank: int
+    world: int
+    device: torch.device
+    dataset: TwoViews
+    model: MomentumContrast
+    net: torch.nn.Module  # the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    memory_format: torch.memory_format
+    steps_per_epoch: int
+    start: tuple[int, int, int]  # (epoch, step, global step) to continue from
+    resumed: bool
+
+
+def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
     rank, world, local, device = setup_distributed()
     output, found = _prepare_output(cfg, resume, rank)
     if found is not None:  # the checkpoint's settings win for everything that shapes the run
@@ -179,61 +155,80 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=cfg.scaled_lr, momentum=cfg.sgd_momentum,
                                 weight_decay=cfg.weight_decay)
     steps_per_epoch = ResumableBatchSampler(len(dataset), cfg.batch_size, 0, max_steps=cfg.max_steps_per_epoch).steps
-    start_epoch, start_step, global_step = _restore(found, model, optimizer, cfg.epochs, rank) if found else (0, 0, 0)
-
-    net = model
-    if world > 1:
+    start = _restore(found, model, optimizer, cfg.epochs, rank) if found else (0, 0, 0)
+    net: torch.nn.Module = model
+    if world > 1:  # after the restore: DDP broadcasts rank 0's weights when it wraps the model
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
             model, ["queue.keys", "queue.ptr", "queue._spare"])
         net = DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
-    logger = MetricsLogger(output, enabled=rank == 0, resume_global_step=global_step if found else None)
+    return _Run(cfg, output, rank, world, device, dataset, model, net, optimizer, memory_format, steps_per_epoch,
+                start, found is not None)
+
+
+def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> Summary:
+    """Train (or continue training) one model; returns a summary of the run."""
+    run = _setup(cfg, resume)
+    cfg, output, device, optimizer = run.cfg, run.output, run.device, run.optimizer
+    start_epoch, start_step, global_step = run.start
+    logger = MetricsLogger(output, enabled=run.rank == 0, resume_global_step=global_step if run.resumed else None)
     config_dict = cfg.to_dict()
-    meter = _Meter(logger, cfg.batch_size, cfg.log_every, None)
+    meter = StepMeter(logger, cfg.batch_size, cfg.log_every, None)
     try:
         with _StopFlag() as stop:
             for epoch in range(start_epoch, cfg.epochs):
-                sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, epoch, cfg.seed, rank, world,
-                                                start_step, cfg.max_steps_per_epoch)
-                loader = make_loader(dataset, sampler, cfg.workers, pin_memory=device.type == "cuda")
-                meter = _Meter(logger, cfg.batch_size, cfg.log_every,
-                               _progress(progress and rank == 0, len(sampler), epoch, cfg.epochs))
+                sampler = ResumableBatchSampler(len(run.dataset), cfg.batch_size, epoch, cfg.seed, run.rank,
+                                                run.world, start_step, cfg.max_steps_per_epoch)
+                loader = make_loader(run.dataset, sampler, cfg.workers, pin_memory=device.type == "cuda")
+                meter = StepMeter(logger, cfg.batch_size, cfg.log_every,
+                               _progress(progress and run.rank == 0, len(sampler), epoch, cfg.epochs))
                 for step, (im_q, im_k) in enumerate(loader, start=start_step):
                     meter.data_ready()
-                    lr = cfg.lr_at(epoch + step / steps_per_epoch)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    im_q = im_q.to(device, non_blocking=True, memory_format=memory_format)
-                    im_k = im_k.to(device, non_blocking=True, memory_format=memory_format)
-                    with torch.autocast(device.type, dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext():
-                        loss, diag = net(im_q, im_k, epoch)
-                    # One collective per step: any rank's NaN or stop signal stops every rank at the same step.
-                    flags = torch.tensor([float(not torch.isfinite(loss)), float(stop.signum)], device=device)
-                    if world > 1:
-                        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                    if flags[0] > 0:
-                        kept = output / LAST
-                        raise UserError(
-                            f"the loss became {loss.item()} at epoch {epoch}, step {step} (global step "
-                            f"{global_step + 1}); training stopped, the last good checkpoint "
-                            f"{kept if kept.exists() else '(none yet)'} is kept.")
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    lr = cfg.lr_at(epoch + step / run.steps_per_epoch)
+                    loss, diag, signum = _step(run, im_q, im_k, epoch, lr, stop.signum, (step, global_step))
                     global_step += 1
                     meter.step_done({"loss": loss, **diag}, epoch, step, global_step, lr, step + 1 == sampler.steps)
-                    if flags[1] > 0:
-                        path = _save(output, model, optimizer, config_dict, epoch, step + 1, global_step,
-                                     steps_per_epoch, world, rank)
-                        raise Interrupted(int(flags[1]), path)
+                    if signum:
+                        path = _save(output, run.model, optimizer, config_dict, epoch, step + 1, global_step,
+                                     run.steps_per_epoch, run.world, run.rank)
+                        raise Interrupted(signum, path)
                 meter.close()
                 start_step = 0
-                _save(output, model, optimizer, config_dict, epoch + 1, 0, global_step, steps_per_epoch, world,
-                      rank, keep=(epoch + 1) % cfg.keep_every == 0 or epoch + 1 == cfg.epochs)
+                _save(output, run.model, optimizer, config_dict, epoch + 1, 0, global_step, run.steps_per_epoch,
+                      run.world, run.rank, keep=(epoch + 1) % cfg.keep_every == 0 or epoch + 1 == cfg.epochs)
     finally:
         meter.close()
         logger.close()
     return Summary(output, output / f"checkpoint_{cfg.epochs:04d}.pth.tar", cfg.epochs, global_step,
                    meter.last_loss, meter.rate, meter.wait_fraction)
+
+
+def _step(run: _Run, im_q: torch.Tensor, im_k: torch.Tensor, epoch: int, lr: float, signum: int,
+          position: tuple[int, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+    """One optimisation step; returns the loss, its diagnostics and the stop signal every rank agreed on.
+
+    One collective per step: any rank's NaN or stop signal stops every rank at
+    the same step. A non-finite loss raises before the weights change.
+    """
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    im_q = im_q.to(run.device, non_blocking=True, memory_format=run.memory_format)
+    im_k = im_k.to(run.device, non_blocking=True, memory_format=run.memory_format)
+    with torch.autocast(run.device.type, dtype=torch.bfloat16) if run.cfg.amp else contextlib.nullcontext():
+        loss, diag = run.net(im_q, im_k, epoch)
+    flags = torch.tensor([float(not torch.isfinite(loss)), float(signum)], device=run.device)
+    if run.world > 1:
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    if flags[0] > 0:
+        step, global_step = position
+        kept = run.output / LAST
+        raise UserError(
+            f"the loss became {loss.item()} at epoch {epoch}, step {step} (global step "
+            f"{global_step + 1}); training stopped, the last good checkpoint "
+            f"{kept if kept.exists() else '(none yet)'} is kept.")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return loss, diag, int(flags[1])
 
 
 def _save(output: Path, model, optimizer, config: dict, epoch: int, step: int, global_step: int,
@@ -253,7 +248,5 @@ def _save(output: Path, model, optimizer, config: dict, epoch: int, step: int, g
 def _progress(enabled: bool, total: int, epoch: int, epochs: int):
     if not enabled:
         return None
-    from tqdm import tqdm  # noqa: PLC0415
-
     return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="step", dynamic_ncols=True,
                 mininterval=1.0, file=sys.stderr)

@@ -12,10 +12,15 @@ import zipfile
 
 import pytest
 
-from synco.environment.detectron2_install import (
-    Detectron2Info, ensure_detectron2, find_detectron2, repackage, sha256_of, verify_wheel,
-)
 from synco.common.errors import UserError
+from synco.environment.detectron2_install import (
+    Detectron2Info,
+    ensure_detectron2,
+    find_detectron2,
+    repackage,
+    sha256_of,
+    verify_wheel,
+)
 
 
 def _fake_source_wheel(path):

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from synco.pipeline import build_plan, load_experiment, run_bench
+import synco.pipeline.experiment as experiment
 from synco.cli import main
 from synco.common.errors import UserError
 from synco.common.resources import config_dir
+from synco.pipeline import build_plan, load_experiment, run_bench
 
 GRID = """\
 name: grid
@@ -48,7 +49,8 @@ def test_plan_has_every_stage_with_its_dependencies(tmp_path):
 
 
 @pytest.mark.parametrize("bad, line, fragment", [
-    ("tasks: [toy-voc]\nseeds: [0]\nname: x\nweights:\n  - {name: r, path: random}\nbogus: 1\n", 6, "unknown key 'bogus'"),
+    ("tasks: [toy-voc]\nseeds: [0]\nname: x\nweights:\n  - {name: r, path: random}\nbogus: 1\n", 6,
+     "unknown key 'bogus'"),
     ("name: x\ntasks: [toy-voc, nope]\nseeds: [0]\nweights:\n  - {name: r, path: random}\n", 2, "unknown task 'nope'"),
     ("name: x\ntasks: [toy-voc]\nseeds: [0]\npretrain_data: .\npretrain:\n  - {name: a, config: byol_200ep}\n", 6,
      "unknown preset 'byol_200ep'"),
@@ -108,8 +110,6 @@ echo "Submitted batch job $n"
 
 
 def test_shipped_experiments_parse_into_the_intended_grids(monkeypatch):
-    import synco.pipeline.experiment as experiment
-
     configs = config_dir("experiments")
     monkeypatch.setattr(experiment, "_check_paths", lambda exp, loc: None)  # no ImageNet here
     paper = build_plan(load_experiment(configs / "paper.yaml"))

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synco.pretrain.synthesis import (TYPE_NAMES, SynthesisConfig, synthetic_logits,
-                             synthetic_vectors)
+from synco.pretrain.synthesis import synthetic_logits, synthetic_vectors
+from synco.pretrain.synthesis_config import TYPE_NAMES, SynthesisConfig
 
 SMALL = dict(n_hard=64, n_interpolated=7, n_extrapolated=6, n_mixed=5, n_noise=4,
              n_perturbed=3, n_adversarial=2)
@@ -121,7 +121,10 @@ def test_seeded_generator_makes_steps_reproducible():
     q, queue = _problem(torch.float32, b=4)
     cfg = SynthesisConfig(**SMALL)
     l_neg = q @ queue.T
-    run = lambda seed: synthetic_logits(q, l_neg, queue, cfg, torch.Generator().manual_seed(seed))
+
+    def run(seed):
+        return synthetic_logits(q, l_neg, queue, cfg, torch.Generator().manual_seed(seed))
+
     (a, ia), (b, ib), (c, _) = run(7), run(7), run(8)
     assert torch.equal(a, b)
     for f in dataclasses.fields(ia.draws):

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from synco.pretrain.checkpoint import LAST, load_pretrain_checkpoint
 from synco.cli import main
+from synco.pretrain.checkpoint import LAST, load_pretrain_checkpoint
 from synco.pretrain.config import load_config
-from synco.toyworld import ToyWorldSpec, generate_toy_world
 from synco.pretrain.train import pretrain
+from synco.toyworld import ToyWorldSpec, generate_toy_world
 
 TINY = ["arch=resnet18", "image_size=32", "batch_size=8", "queue_size=32", "workers=0", "log_every=1",
         "max_steps_per_epoch=3", "epochs=3", "momentum=0.99", "synthesis.n_hard=16",

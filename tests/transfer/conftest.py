@@ -20,6 +20,7 @@ import pytest
 import torch
 import torchvision
 
+from transfer.convert import convert_checkpoint
 from transfer.record import RunRecord
 
 # No module-level pytest.importorskip("detectron2") here: it would skip every test in this folder,
@@ -63,8 +64,6 @@ def r50_file(tmp_path_factory):
 @pytest.fixture(scope="session")
 def r50_pkl(r50_file, tmp_path_factory):
     """The same weights through the real converter: a detectron2 .pkl with its settings sidecar."""
-    from transfer.convert import convert_checkpoint
-
     out = tmp_path_factory.mktemp("converted") / "tv_r50.pkl"
     convert_checkpoint(r50_file, out)
     return out

@@ -11,6 +11,7 @@ Skipped only when detectron2 is not installed.
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 
 import pytest
@@ -21,17 +22,22 @@ from transfer.convert import convert_checkpoint, load_input_settings
 
 pytest.importorskip("detectron2")
 
+from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
+from detectron2.config import get_cfg  # noqa: E402
+from detectron2.modeling import build_model  # noqa: E402
+
+try:
+    from detectron2 import model_zoo
+except ModuleNotFoundError as exc:  # an installation problem, not a reason to skip: the tests that need it fail
+    model_zoo = None
+    MODEL_ZOO_ERROR = str(exc)
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def build_detectron2_model(config_name: str, settings: dict) -> torch.nn.Module:
-    try:
-        from detectron2 import model_zoo
-    except ModuleNotFoundError as exc:  # an installation problem, not a reason to skip
-        pytest.fail(f"detectron2 is installed but detectron2.model_zoo does not import: {exc}")
-    from detectron2.config import get_cfg
-    from detectron2.modeling import build_model
-
+    if model_zoo is None:
+        pytest.fail(f"detectron2 is installed but detectron2.model_zoo does not import: {MODEL_ZOO_ERROR}")
     cfg = get_cfg()
     cfg.merge_from_file(model_zoo.get_config_file(config_name))
     cfg.MODEL.DEVICE = "cpu"
@@ -50,8 +56,6 @@ def backbone_state(model: torch.nn.Module, prefixes: tuple[str, ...]) -> dict[st
 
 
 def load_and_check(model: torch.nn.Module, pkl, fixture, prefixes: tuple[str, ...], caplog) -> None:
-    from detectron2.checkpoint import DetectionCheckpointer
-
     before = backbone_state(model, prefixes)
     expected = {d2_name(k): v for k, v in weights(fixture.source).items()}
     assert len(before) == len(expected), "the model's backbone is not the converted architecture"
@@ -95,8 +99,6 @@ def test_resnet18_loads_into_fpn_with_sidecar_settings(tmp_path, caplog) -> None
 
 def test_the_check_catches_a_backbone_tensor_detectron2_did_not_receive(tmp_path, caplog) -> None:
     """Guard on the guard: a .pkl missing one tensor (which detectron2 would only log) must fail the check."""
-    import pickle
-
     fixture = BUILDERS["torchvision"]("resnet18")
     pkl = tmp_path / "r18.pkl"
     convert_checkpoint(fixture.write(tmp_path), pkl)

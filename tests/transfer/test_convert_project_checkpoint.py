@@ -13,14 +13,13 @@ import pickle
 import numpy as np
 import torch
 
+from synco.pretrain.checkpoint import save_checkpoint
+from synco.pretrain.model import MomentumContrast
 from tests.transfer.checkpoint_builders import d2_name
 from transfer.convert import convert_checkpoint
 
 
 def test_real_pretraining_checkpoint_converts(tmp_path) -> None:
-    from synco.pretrain.checkpoint import save_checkpoint
-    from synco.pretrain.model import MomentumContrast
-
     model = MomentumContrast("resnet18", dim=16, queue_size=32)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     src = save_checkpoint(tmp_path / "checkpoint_0001.pth.tar", model=model, optimizer=optimizer,

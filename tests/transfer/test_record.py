@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from synco.common.errors import UserError
 from tests.conftest import make_record, write_record
 from transfer.record import RecordError, RunRecord, find_records, load_record, method_key, read_record
 from transfer.record import write_record as write_run_record
@@ -90,8 +91,6 @@ def test_the_schema_is_the_dataclass_and_round_trips(tmp_path):
 
 
 def test_a_record_of_another_schema_version_is_refused_in_one_sentence(tmp_path):
-    from synco.common.errors import UserError
-
     write_record(tmp_path, "old", make_record(schema="synco-bench/transfer-run/0"))
     with pytest.raises(UserError, match=r"is not a usable synco-bench/transfer-run/1 record \(schema is") as exc:
         read_record(tmp_path / "old")

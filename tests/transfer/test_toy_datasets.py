@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +13,9 @@ pytest.importorskip("detectron2")
 
 from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
 from detectron2.structures import BoxMode, polygons_to_bitmask  # noqa: E402
+from pycocotools.coco import COCO  # noqa: E402
 
+from synco.common.errors import UserError  # noqa: E402
 from synco.toyworld import CLASS_NAMES, make_scene  # noqa: E402
 from synco.toyworld.generate import SPLITS  # noqa: E402
 from transfer.detection.datasets import register_toy_world, toy_dataset_names  # noqa: E402
@@ -75,8 +78,6 @@ def test_coco_loader_reads_boxes_classes_and_masks(names, toy_spec):
 
 
 def test_pycocotools_reads_the_json(toy_root):
-    from pycocotools.coco import COCO
-
     coco = COCO(str(toy_root / "coco/annotations/instances_train2017.json"))
     assert sorted(c["name"] for c in coco.loadCats(coco.getCatIds())) == sorted(CLASS_NAMES)
     anns = coco.loadAnns(coco.getAnnIds())
@@ -97,8 +98,6 @@ def test_registration_is_idempotent_and_follows_the_root(toy_root, tmp_path):
     register_toy_world(toy_root, prefix="t_idem")
     register_toy_world(toy_root, prefix="t_idem")
     other = tmp_path / "other"
-    import shutil
-
     shutil.copytree(toy_root, other)
     names = register_toy_world(other, prefix="t_idem")
     assert MetadataCatalog.get(names.voc_test).dirname == str((other / "VOC2007").resolve())
@@ -106,7 +105,5 @@ def test_registration_is_idempotent_and_follows_the_root(toy_root, tmp_path):
 
 
 def test_non_toy_folder_is_a_clear_error(tmp_path):
-    from synco.common.errors import UserError
-
     with pytest.raises(UserError, match="not a toy world"):
         register_toy_world(tmp_path)

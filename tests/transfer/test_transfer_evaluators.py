@@ -12,15 +12,23 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("detectron2")
 pytest.importorskip("faster_coco_eval", reason="faster-coco-eval is optional: pip install 'synco-bench[fast-coco]'")
 
+from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: E402
+from detectron2.evaluation import coco_evaluation  # noqa: E402
+from detectron2.structures import Boxes, BoxMode, Instances, polygons_to_bitmask  # noqa: E402
+from faster_coco_eval import COCOeval_faster  # noqa: E402
+
+from transfer.detection.datasets import register_toy_world  # noqa: E402
+from transfer.detection.engine import build_protocol_evaluator  # noqa: E402
+from transfer.detection.run_config import task_config  # noqa: E402
+from transfer.tasks import get_task  # noqa: E402
+
 
 def perturbed_predictions(records: list[dict], num_classes: int, seed: int = 0) -> list[tuple[dict, dict]]:
-    import torch
-    from detectron2.structures import Boxes, BoxMode, Instances, polygons_to_bitmask
-
     rng = np.random.default_rng(seed)
     pairs = []
     for record in records:
@@ -55,15 +63,6 @@ def evaluate(evaluator, pairs) -> dict:
 
 
 def test_faster_coco_eval_matches_pycocotools(toy_root, tmp_path):
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.evaluation import coco_evaluation
-    from faster_coco_eval import COCOeval_faster
-
-    from transfer.detection.run_config import task_config
-    from transfer.detection.datasets import register_toy_world
-    from transfer.detection.engine import build_protocol_evaluator
-    from transfer.tasks import get_task
-
     names = register_toy_world(toy_root)
     records = DatasetCatalog.get(names.coco_val)
     pairs = perturbed_predictions(records, len(MetadataCatalog.get(names.coco_val).thing_classes))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import sys
 
 import pytest
 import torch
@@ -19,6 +20,23 @@ from tests.transfer.conftest import assert_readable, tiny
 
 pytest.importorskip("detectron2")
 
+from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
+from detectron2.data import MetadataCatalog  # noqa: E402
+from detectron2.modeling import build_model  # noqa: E402
+from detectron2.utils.file_io import PathManager  # noqa: E402
+
+from synco.cli import main  # noqa: E402
+from synco.pretrain.checkpoint import save_checkpoint  # noqa: E402
+from synco.pretrain.model import MomentumContrast  # noqa: E402
+from tests.conftest import make_record  # noqa: E402
+from transfer.convert import convert_checkpoint  # noqa: E402
+from transfer.detection.coco_fast import faster_cocoeval_class  # noqa: E402
+from transfer.detection.engine import TransferTrainer  # noqa: E402, F401 - registers the heads
+from transfer.detection.run_config import build_config  # noqa: E402
+from transfer.run import run_transfer  # noqa: E402
+from transfer.tasks import get_task  # noqa: E402
+from transfer.weights import prepare_weights  # noqa: E402
+
 
 def record_of(output):
     record = json.loads((output / "run_record.json").read_text())
@@ -28,8 +46,6 @@ def record_of(output):
 
 
 def test_resnet18_weights_are_refused(toy_root, tmp_path):
-    from transfer.run import run_transfer
-
     weights = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), weights)
     out = tmp_path / "run"
@@ -42,8 +58,6 @@ def test_resnet18_weights_are_refused(toy_root, tmp_path):
 
 
 def test_depth_override_is_a_mismatch(toy_root, tmp_path):
-    from transfer.run import run_transfer
-
     expected = "depth mismatch: the weights are a ResNet-50, the config asks for MODEL.RESNETS.DEPTH 101"
     with pytest.raises(UserError, match=expected):
         run_transfer("toy-voc", "random", tmp_path / "run", dataset_root=toy_root,
@@ -51,8 +65,6 @@ def test_depth_override_is_a_mismatch(toy_root, tmp_path):
 
 
 def test_weights_that_fail_the_converter_coverage_check(toy_root, tmp_path):
-    from transfer.run import run_transfer
-
     state = torchvision.models.resnet50().state_dict()
     del state["layer3.2.conv2.weight"]
     weights = tmp_path / "partial.pth"
@@ -63,8 +75,6 @@ def test_weights_that_fail_the_converter_coverage_check(toy_root, tmp_path):
 
 
 def test_missing_dataset_prints_the_expected_layout(tmp_path):
-    from transfer.run import run_transfer
-
     with pytest.raises(UserError, match=r"VOC2007/\{Annotations/\*\.xml, JPEGImages/\*\.jpg, ImageSets/Main") as err:
         run_transfer("voc", "random", tmp_path / "voc", dataset_root=tmp_path / "data", console=False)
     assert "VOC2012" in str(err.value) and str(tmp_path / "data") in str(err.value)
@@ -76,8 +86,6 @@ def test_missing_dataset_prints_the_expected_layout(tmp_path):
 
 
 def test_cli_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, capsys):
-    from synco.cli import main
-
     code = main(["transfer", "--task", "toy-voc", "--weights", "random", "--output", str(tmp_path / "run"),
                  "--dataset-root", str(tmp_path / "nothing"), "--quiet"])
     err = capsys.readouterr().err
@@ -93,8 +101,6 @@ def toy_copy(toy_root, tmp_path):
 
 
 def test_unknown_class_in_annotations(toy_copy, tmp_path, one_thread):
-    from transfer.run import run_transfer
-
     xml = sorted((toy_copy / "VOC2007" / "Annotations").glob("*.xml"))[0]
     text = xml.read_text()
     name = text.split("<name>")[1].split("</name>")[0]
@@ -106,10 +112,6 @@ def test_unknown_class_in_annotations(toy_copy, tmp_path, one_thread):
 
 def test_real_task_on_a_folder_with_other_classes(toy_root, tmp_path, one_thread):
     """--dataset-root for a VOC task registers it under detectron2's own names, with VOC's 20 classes."""
-    from detectron2.data import MetadataCatalog
-
-    from transfer.run import run_transfer
-
     out = tmp_path / "run"
     with pytest.raises(UserError, match="not one of the task's 20 classes"):
         run_transfer("voc", "random", out, dataset_root=toy_root, opts=["DATASETS.TRAIN", "('voc_2007_trainval',)"],
@@ -123,25 +125,18 @@ def test_real_task_on_a_folder_with_other_classes(toy_root, tmp_path, one_thread
 
 @pytest.mark.filterwarnings("ignore:loadtxt")
 def test_split_with_zero_images(toy_copy, tmp_path, one_thread):
-    from transfer.run import run_transfer
-
     (toy_copy / "VOC2007" / "ImageSets" / "Main" / "test.txt").write_text("")
     with pytest.raises(UserError, match="toy_voc_2007_test has no images"):
         run_transfer("toy-voc", "random", tmp_path / "run", dataset_root=toy_copy, opts=tiny(2), console=False)
 
 
 def test_class_count_must_match_the_detector(toy_root, tmp_path, one_thread):
-    from transfer.run import run_transfer
-
     with pytest.raises(UserError, match="has 6 classes but the detector has MODEL.ROI_HEADS.NUM_CLASSES 5"):
         run_transfer("toy-coco", "random", tmp_path / "run", dataset_root=toy_root,
                      opts=tiny(2, "MODEL.ROI_HEADS.NUM_CLASSES", "5"), console=False)
 
 
 def test_a_complete_result_is_not_replaced_by_a_failed_attempt(toy_root, tmp_path):
-    from transfer.run import run_transfer
-    from tests.conftest import make_record
-
     out = tmp_path / "run"
     out.mkdir()
     done = make_record(task="toy-voc", config={"dump": "A: 1\n", "sha256": "x"})
@@ -152,10 +147,6 @@ def test_a_complete_result_is_not_replaced_by_a_failed_attempt(toy_root, tmp_pat
 
 
 def test_faster_coco_eval_missing_is_a_clear_error(monkeypatch):
-    import sys
-
-    from transfer.detection.coco_fast import faster_cocoeval_class
-
     monkeypatch.setitem(sys.modules, "faster_coco_eval", None)
     with pytest.raises(UserError, match=r"pip install 'synco-bench\[fast-coco\]'") as err:
         faster_cocoeval_class()
@@ -163,11 +154,6 @@ def test_faster_coco_eval_missing_is_a_clear_error(monkeypatch):
 
 
 def test_project_checkpoint_gives_method_and_epochs(tmp_path):
-    from synco.pretrain.checkpoint import save_checkpoint
-    from synco.pretrain.model import MomentumContrast
-    from transfer.convert import convert_checkpoint
-    from transfer.weights import prepare_weights
-
     model = MomentumContrast("resnet50", dim=16, queue_size=32)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     src = save_checkpoint(tmp_path / "checkpoint_0200.pth.tar", model=model, optimizer=optimizer,
@@ -216,14 +202,6 @@ def caffe2_blobs(state: dict[str, torch.Tensor]) -> dict:
 
 
 def test_msra_caffe2_file_gets_caffe_style_input_and_loads(tmp_path):
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
-
-    from transfer.detection.run_config import build_config
-    from transfer.detection.engine import TransferTrainer  # noqa: F401 - registers the heads
-    from transfer.tasks import get_task
-    from transfer.weights import prepare_weights
-
     blobs = caffe2_blobs(torchvision.models.resnet50().state_dict())
     path = tmp_path / "R-50.pkl"
     path.write_bytes(pickle.dumps(blobs))
@@ -246,10 +224,6 @@ def test_msra_caffe2_file_gets_caffe_style_input_and_loads(tmp_path):
 
 
 def test_msra_catalog_unreachable_says_how_to_pass_a_local_file(monkeypatch, tmp_path):
-    from detectron2.utils.file_io import PathManager
-
-    from transfer.weights import prepare_weights
-
     def offline(path, **kwargs):
         raise OSError("network is unreachable")
 
@@ -259,8 +233,6 @@ def test_msra_catalog_unreachable_says_how_to_pass_a_local_file(monkeypatch, tmp
 
 
 def test_random_init_uses_the_self_supervised_input_settings(tmp_path):
-    from transfer.weights import prepare_weights
-
     prepared = prepare_weights("random", tmp_path)
     assert prepared.model_weights == "" and prepared.record() == {"path": "random", "sha256": None}
     assert prepared.input_settings["INPUT.FORMAT"] == "RGB" and prepared.method == "random"

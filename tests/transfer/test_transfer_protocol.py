@@ -12,8 +12,22 @@ import pytest
 
 pytest.importorskip("detectron2")
 
+from detectron2.config import get_cfg  # noqa: E402
+from detectron2.layers import NaiveSyncBatchNorm  # noqa: E402
+from detectron2.modeling import build_model  # noqa: E402
+from detectron2.modeling.roi_heads import Res5ROIHeads  # noqa: E402
+
+from synco.cli import main  # noqa: E402
 from synco.common.errors import UserError  # noqa: E402
 from synco.common.resources import config_dir  # noqa: E402
+from transfer.detection.engine import TransferTrainer  # noqa: E402, F401 - registers the heads
+from transfer.detection.run_config import (  # noqa: E402
+    add_transfer_config,
+    build_config,
+    lookup,
+    protocol_deviations,
+    task_config,
+)
 from transfer.protocol_keys import PROTOCOL_KEYS  # noqa: E402
 from transfer.tasks import TASKS, get_task  # noqa: E402
 
@@ -24,10 +38,6 @@ COCO_SIZES = (640, 672, 704, 736, 768, 800)
 
 
 def load(name: str):
-    from detectron2.config import get_cfg
-
-    from transfer.detection.run_config import add_transfer_config
-
     cfg = add_transfer_config(get_cfg())
     cfg.merge_from_file(str(config_dir("detectron2") / name))
     return cfg
@@ -87,8 +97,6 @@ def test_toy_configs_are_the_same_model_smaller(name, mask, train):
 
 
 def test_every_task_has_its_config_and_every_protocol_key_exists():
-    from transfer.detection.run_config import lookup, task_config
-
     for task in TASKS.values():
         cfg = task_config(task)
         for key in PROTOCOL_KEYS:
@@ -98,13 +106,6 @@ def test_every_task_has_its_config_and_every_protocol_key_exists():
 
 
 def test_extra_norm_roi_heads_end_res5_with_the_backbone_norm():
-    from detectron2.layers import NaiveSyncBatchNorm
-    from detectron2.modeling import build_model
-    from detectron2.modeling.roi_heads import Res5ROIHeads
-
-    from transfer.detection.run_config import task_config
-    from transfer.detection.engine import TransferTrainer  # noqa: F401 - registers the heads
-
     cfg = task_config(get_task("toy-coco"))
     cfg.MODEL.DEVICE = "cpu"
     model = build_model(cfg)
@@ -116,8 +117,6 @@ def test_extra_norm_roi_heads_end_res5_with_the_backbone_norm():
 
 
 def test_deviations_list_exactly_what_differs_from_the_protocol():
-    from transfer.detection.run_config import build_config, protocol_deviations
-
     task = get_task("voc")
     common = dict(weights="", output_dir="/tmp/x", seed=0, device="cpu")
     cfg = build_config(task, input_settings=SSL_INPUT, **common)
@@ -140,8 +139,6 @@ def test_deviations_list_exactly_what_differs_from_the_protocol():
 
 
 def test_cli_refuses_an_unknown_task(capsys):
-    from synco.cli import main
-
     with pytest.raises(SystemExit) as exit_info:
         main(["transfer", "--task", "imagenet", "--weights", "random"])
     assert exit_info.value.code == 2

@@ -17,6 +17,12 @@ from tests.transfer.conftest import RECORD_KEYS, assert_metrics, assert_readable
 
 pytest.importorskip("detectron2")
 
+from detectron2.engine import HookBase  # noqa: E402
+
+from synco.cli import main  # noqa: E402
+from transfer.detection.engine import TransferTrainer  # noqa: E402
+from transfer.run import TransferFailed, run_transfer  # noqa: E402
+
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
@@ -27,8 +33,6 @@ def read(output):
 
 
 def test_voc_faster_rcnn_converts_trains_evaluates_and_records(toy_root, r50_file, tmp_path):
-    from transfer.run import run_transfer
-
     out = tmp_path / "voc"
     record = run_transfer("toy-voc", str(r50_file), out, dataset_root=toy_root, opts=tiny(4), console=False).to_json()
 
@@ -51,8 +55,6 @@ def test_voc_faster_rcnn_converts_trains_evaluates_and_records(toy_root, r50_fil
     assert "FORMAT: RGB" in record["config"]["dump"] and "STRIDE_IN_1X1: false" in record["config"]["dump"]
 
     # The same command again, through the CLI: nothing is re-run, exit 0.
-    from synco.cli import main
-
     code = main(["transfer", "--task", "toy-voc", "--weights", str(r50_file), "--output", str(out),
                  "--dataset-root", str(toy_root), "--quiet", *tiny(4)])
     assert code == 0 and read(out) == record
@@ -60,8 +62,6 @@ def test_voc_faster_rcnn_converts_trains_evaluates_and_records(toy_root, r50_fil
 
 
 def test_coco_mask_rcnn_trains_evaluates_box_and_mask(toy_root, r50_pkl, tmp_path):
-    from transfer.run import run_transfer
-
     out = tmp_path / "coco"
     record = run_transfer("toy-coco", str(r50_pkl), out, dataset_root=toy_root, opts=tiny(3), method="mocov2",
                           console=False).to_json()
@@ -72,11 +72,6 @@ def test_coco_mask_rcnn_trains_evaluates_box_and_mask(toy_root, r50_pkl, tmp_pat
 
 
 def test_resume_continues_from_the_last_checkpoint(toy_root, r50_pkl, tmp_path, monkeypatch):
-    from detectron2.engine import HookBase
-
-    from transfer.detection.engine import TransferTrainer
-    from transfer.run import run_transfer
-
     class StopAfter(HookBase):
         def after_step(self):
             if self.trainer.iter == 3:
@@ -106,15 +101,13 @@ def test_resume_continues_from_the_last_checkpoint(toy_root, r50_pkl, tmp_path, 
 
 
 def test_nan_loss_fails_the_run_with_a_clear_record(toy_root, r50_pkl, tmp_path):
-    from transfer.run import TransferFailed, run_transfer
-
     out = tmp_path / "nan"
     opts = tiny(5, "SOLVER.BASE_LR", "1e6", "SOLVER.WARMUP_ITERS", "0")
     with pytest.raises(TransferFailed, match=r"loss became NaN or infinite at iteration \d") as caught:
         run_transfer("toy-voc", str(r50_pkl), out, dataset_root=toy_root, opts=opts, console=False)
     assert caught.value.exit_code != 0
     record = read(out)
-    assert caught.value.record == record
+    assert caught.value.record.to_json() == record
     assert record["status"] == "failed" and record["metrics"] is None
     assert "NaN" in record["error"] and 0 < record["iterations"]["done"] < 5
     assert record["protocol_deviations"]["SOLVER.BASE_LR"] == {"expected": 0.005, "actual": 1e6}

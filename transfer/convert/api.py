@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from synco.common.atomic import atomic_write_files
+from synco.common.atomic import Writer, atomic_write_files
 from synco.common.errors import UserError
 from synco.pretrain.checkpoint import pretraining_provenance
 from transfer.convert.detect import detect
@@ -117,42 +117,47 @@ def convert_checkpoint(
     loaded = load_checkpoint(src, trust_pickle=trust_pickle)
     found = detect(loaded.obj, fmt, dino_branch)
     backbone = map_backbone(found.flat, found.layout, found.classified)
-    arch = backbone.arch
     style = input_style(loaded.obj, src) if found.layout.name == "detectron2" else dict(TORCHVISION_STYLE)
-    settings = with_arch(style, arch.depth)
-
+    settings = with_arch(style, backbone.arch.depth)
     report = ConversionReport(
-        input_path=str(src),
-        input_sha256=loaded.sha256,
-        format=found.layout.name,
-        format_description=found.layout.description,
-        arch=arch.name,
-        block=arch.block,
-        mapped=len(backbone.tensors),
-        expected=len(required_names(arch.depth)),
-        output_kind=OUTPUT_KINDS[to],
-        container=" -> ".join(found.container) or "top level",
+        input_path=str(src), input_sha256=loaded.sha256, format=found.layout.name,
+        format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,
+        mapped=len(backbone.tensors), expected=len(required_names(backbone.arch.depth)),
+        output_kind=OUTPUT_KINDS[to], container=" -> ".join(found.container) or "top level",
         ignored_entries=found.ignored_entries,
     )
-    outputs: list[tuple[Path, Any]] = []
     if to == "d2":
-        if backbone.counters:
-            backbone.drops.add("*.num_batches_tracked", BATCH_COUNTERS, len(backbone.counters))
-        report.settings = settings
-        if dst is not None:
-            source = {"path": str(src.resolve()), "sha256": loaded.sha256, "format": found.layout.name,
-                      "arch": arch.name, **_pretraining_label(loaded.obj)}
-            outputs = [(dst, pickle_writer(detectron2_payload(backbone.tensors))),
-                       (sidecar_path(dst), text_writer(render_sidecar(settings, source)))]
-            report.sidecar_path = str(sidecar_path(dst))
+        source = {"path": str(src.resolve()), "sha256": loaded.sha256, "format": found.layout.name,
+                  "arch": backbone.arch.name, **_pretraining_label(loaded.obj)}
+        outputs = _detectron2_outputs(backbone, settings, source, dst, report)
     else:
         _refuse_non_torchvision_style(settings, src)
-        counters, report.filled = _torchvision_counters(backbone)
-        if dst is not None:
-            payload = torchvision_payload(backbone.tensors, counters, list(reference_shapes(arch.depth)))
-            outputs = [(dst, torch_writer(payload))]
+        outputs = _torchvision_outputs(backbone, dst, report)
     report.dropped = backbone.drops.groups()
     if outputs:
         atomic_write_files(outputs)
         report.output_path = str(dst)
     return report
+
+
+def _detectron2_outputs(backbone: MappedBackbone, settings: dict[str, Any], source: dict[str, Any],
+                        dst: Path | None, report: ConversionReport) -> list[tuple[Path, Writer]]:
+    """The ``.pkl`` and its settings sidecar (BN step counters are dropped: detectron2 has none)."""
+    if backbone.counters:
+        backbone.drops.add("*.num_batches_tracked", BATCH_COUNTERS, len(backbone.counters))
+    report.settings = settings
+    if dst is None:
+        return []
+    report.sidecar_path = str(sidecar_path(dst))
+    return [(dst, pickle_writer(detectron2_payload(backbone.tensors))),
+            (sidecar_path(dst), text_writer(render_sidecar(settings, source)))]
+
+
+def _torchvision_outputs(backbone: MappedBackbone, dst: Path | None,
+                         report: ConversionReport) -> list[tuple[Path, Writer]]:
+    """A torchvision state dict, in torchvision's key order, with BN step counters filled where absent."""
+    counters, report.filled = _torchvision_counters(backbone)
+    if dst is None:
+        return []
+    payload = torchvision_payload(backbone.tensors, counters, list(reference_shapes(backbone.arch.depth)))
+    return [(dst, torch_writer(payload))]

@@ -58,77 +58,85 @@ _DDP = (("module.", ""), ("", ""))
 _STATE_OR_TOP = (("state_dict",), ())
 
 
+#: This project's own checkpoints come first: their `synco` entry is the surest marker.
+_SYNCO = Layout(
+    "synco",
+    "this project's pretraining checkpoint (MoCo v2 / MoCHI / SynCo, MoCo layout + `synco` entry)",
+    (("state_dict",),), _MOCO, marker=_has_top("synco"), marker_text="a top-level `synco` entry",
+)
+#: The layouts tried after DINO's, in detection order: markers first, the plain torchvision names last.
+_AFTER_DINO: tuple[Layout, ...] = (
+    Layout(
+        "vissl",
+        "VISSL checkpoint (classy_state_dict -> base_model -> model -> trunk, `_feature_blocks.`)",
+        (("classy_state_dict", "base_model", "model", "trunk"),), (("_feature_blocks.", ""),),
+    ),
+    Layout(
+        "detectron2",
+        "Detectron2 weights (`model` with stem./resN. names, .pkl or .pth; "
+        "backbone.bottom_up. and backbone./roi_heads.res5. prefixes allowed)",
+        (("model",), ()),
+        (("backbone.bottom_up.", ""), ("backbone.", ""), ("roi_heads.res5.", "res5."), ("", "")),
+        naming=DETECTRON2,
+    ),
+    Layout(
+        "lightly",
+        "lightly model (`backbone.` = nn.Sequential of torchvision children: 0 conv1, 1 bn1, 4-7 layer1-4)",
+        _STATE_OR_TOP, (("backbone.", ""),), naming=LIGHTLY,
+    ),
+    Layout(
+        "mmselfsup",
+        "mmselfsup / mmpretrain checkpoint (`meta` + `state_dict` with `backbone.`, mm ResNet names)",
+        (("state_dict",),), (("backbone.", ""),), marker=_has_top("meta"), marker_text="a top-level `meta` entry",
+    ),
+    Layout(
+        "solo-learn",
+        "solo-learn / Lightning checkpoint (`state_dict` with `backbone.` torchvision names)",
+        _STATE_OR_TOP, (("backbone.", ""),),
+    ),
+    Layout(
+        "moco",
+        "MoCo-style .pth.tar (MoCo v2 / MoCHI / SynCo releases): `module.encoder_q.` or `encoder_q.`",
+        _STATE_OR_TOP, _MOCO,
+    ),
+    Layout(
+        "moco-v3",
+        "MoCo v3 ResNet checkpoint (`module.base_encoder.`)",
+        _STATE_OR_TOP, (("module.base_encoder.", ""), ("base_encoder.", "")),
+    ),
+    Layout(
+        "swav",
+        "SwAV / DeepCluster-v2 (`module.` torchvision names with projection_head / prototypes)",
+        _STATE_OR_TOP, _DDP, marker=_has_component(r"projection_head|prototypes\d*"),
+        marker_text="projection_head or prototypes tensors",
+    ),
+    Layout(
+        "deepcluster",
+        "DeepCluster-style ResNet (`module.` torchvision names with top_layer / classifier)",
+        _STATE_OR_TOP, _DDP, marker=_has_component(r"top_layer|classifier"),
+        marker_text="top_layer or classifier tensors",
+    ),
+    Layout(
+        "torchvision",
+        "plain torchvision names (torchvision, timm, torch.hub models such as Barlow Twins, VICReg, DINO), "
+        "optionally under `module.`",
+        ((), ("state_dict",), ("model",)), _DDP,
+    ),
+)
+
+
+def _dino(branch: str) -> Layout:
+    return Layout(
+        "dino",
+        f"DINO training checkpoint ({branch} branch)",
+        ((branch,),), (("module.backbone.", ""), ("backbone.", "")),
+        marker=_has_top("teacher", "student"), marker_text="top-level `teacher` and `student`",
+    )
+
+
 def layouts(dino_branch: str = "teacher") -> tuple[Layout, ...]:
     """All layouts in detection order; the DINO layout reads ``dino_branch``."""
-    return (
-        Layout(
-            "synco",
-            "this project's pretraining checkpoint (MoCo v2 / MoCHI / SynCo, MoCo layout + `synco` entry)",
-            (("state_dict",),), _MOCO, marker=_has_top("synco"), marker_text="a top-level `synco` entry",
-        ),
-        Layout(
-            "dino",
-            f"DINO training checkpoint ({dino_branch} branch)",
-            ((dino_branch,),), (("module.backbone.", ""), ("backbone.", "")),
-            marker=_has_top("teacher", "student"), marker_text="top-level `teacher` and `student`",
-        ),
-        Layout(
-            "vissl",
-            "VISSL checkpoint (classy_state_dict -> base_model -> model -> trunk, `_feature_blocks.`)",
-            (("classy_state_dict", "base_model", "model", "trunk"),), (("_feature_blocks.", ""),),
-        ),
-        Layout(
-            "detectron2",
-            "Detectron2 weights (`model` with stem./resN. names, .pkl or .pth; "
-            "backbone.bottom_up. and backbone./roi_heads.res5. prefixes allowed)",
-            (("model",), ()),
-            (("backbone.bottom_up.", ""), ("backbone.", ""), ("roi_heads.res5.", "res5."), ("", "")),
-            naming=DETECTRON2,
-        ),
-        Layout(
-            "lightly",
-            "lightly model (`backbone.` = nn.Sequential of torchvision children: 0 conv1, 1 bn1, 4-7 layer1-4)",
-            _STATE_OR_TOP, (("backbone.", ""),), naming=LIGHTLY,
-        ),
-        Layout(
-            "mmselfsup",
-            "mmselfsup / mmpretrain checkpoint (`meta` + `state_dict` with `backbone.`, mm ResNet names)",
-            (("state_dict",),), (("backbone.", ""),), marker=_has_top("meta"), marker_text="a top-level `meta` entry",
-        ),
-        Layout(
-            "solo-learn",
-            "solo-learn / Lightning checkpoint (`state_dict` with `backbone.` torchvision names)",
-            _STATE_OR_TOP, (("backbone.", ""),),
-        ),
-        Layout(
-            "moco",
-            "MoCo-style .pth.tar (MoCo v2 / MoCHI / SynCo releases): `module.encoder_q.` or `encoder_q.`",
-            _STATE_OR_TOP, _MOCO,
-        ),
-        Layout(
-            "moco-v3",
-            "MoCo v3 ResNet checkpoint (`module.base_encoder.`)",
-            _STATE_OR_TOP, (("module.base_encoder.", ""), ("base_encoder.", "")),
-        ),
-        Layout(
-            "swav",
-            "SwAV / DeepCluster-v2 (`module.` torchvision names with projection_head / prototypes)",
-            _STATE_OR_TOP, _DDP, marker=_has_component(r"projection_head|prototypes\d*"),
-            marker_text="projection_head or prototypes tensors",
-        ),
-        Layout(
-            "deepcluster",
-            "DeepCluster-style ResNet (`module.` torchvision names with top_layer / classifier)",
-            _STATE_OR_TOP, _DDP, marker=_has_component(r"top_layer|classifier"),
-            marker_text="top_layer or classifier tensors",
-        ),
-        Layout(
-            "torchvision",
-            "plain torchvision names (torchvision, timm, torch.hub models such as Barlow Twins, VICReg, DINO), "
-            "optionally under `module.`",
-            ((), ("state_dict",), ("model",)), _DDP,
-        ),
-    )
+    return (_SYNCO, _dino(dino_branch), *_AFTER_DINO)
 
 
 FORMAT_NAMES: tuple[str, ...] = tuple(layout.name for layout in layouts())

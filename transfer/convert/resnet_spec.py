@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import torch
+import torchvision
+
 from synco.common.errors import UserError
 from transfer.convert.naming import is_batch_counter
 
@@ -67,9 +70,6 @@ def infer_arch(canonical_names: Iterable[str]) -> ResNetArch:
 @lru_cache(maxsize=None)
 def reference_shapes(depth: int) -> dict[str, tuple[int, ...]]:
     """Every backbone tensor of torchvision's ``resnet{depth}`` with its shape (fc excluded), in order."""
-    import torch
-    import torchvision
-
     with torch.device("meta"):
         model = getattr(torchvision.models, f"resnet{depth}")()
     return {

@@ -35,6 +35,9 @@ from typing import Any
 import yaml
 
 from synco.common.errors import UserError
+from transfer.convert.detect import detect
+from transfer.convert.reading import load_checkpoint
+from transfer.convert.resnet_spec import infer_arch
 
 TORCHVISION_STYLE: dict[str, Any] = {
     "INPUT.FORMAT": "RGB",
@@ -129,10 +132,6 @@ def load_input_settings(pkl_path: str | Path) -> dict[str, Any]:
     sidecar = sidecar_path(path)
     if sidecar.is_file():
         return read_sidecar(sidecar)
-    from transfer.convert.detect import detect
-    from transfer.convert.reading import load_checkpoint
-    from transfer.convert.resnet_spec import infer_arch
-
     obj = load_checkpoint(path).obj
     style = style_without_sidecar(obj, path)
     try:

@@ -33,7 +33,7 @@ INSTALL_HINT = "pip install 'synco-bench[fast-coco]' (or: pip install faster-coc
 def faster_cocoeval_class() -> type:
     """faster-coco-eval's ``COCOeval_faster``, or a UserError saying how to install it."""
     try:
-        from faster_coco_eval import COCOeval_faster  # noqa: PLC0415
+        from faster_coco_eval import COCOeval_faster  # noqa: PLC0415 - optional extra [fast-coco]: may be absent
     except ImportError as exc:
         raise UserError(f"--evaluator faster-coco-eval needs the faster-coco-eval package ({exc}); "
                         f"{INSTALL_HINT}", exit_code=3) from None
@@ -42,7 +42,7 @@ def faster_cocoeval_class() -> type:
 
 def faster_coco_eval_version() -> str | None:
     try:
-        import faster_coco_eval  # noqa: PLC0415
+        import faster_coco_eval  # noqa: PLC0415 - optional extra [fast-coco]: may be absent
     except ImportError:
         return None
     return str(getattr(faster_coco_eval, "__version__", "unknown"))

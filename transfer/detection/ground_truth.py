@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
+from detectron2.structures import Boxes, BoxMode, Instances, polygons_to_bitmask
+
 
 def ground_truth_instances(record: dict):
     """detectron2 ``Instances`` that predict exactly the record's annotations."""
-    import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-    from detectron2.structures import Boxes, BoxMode, Instances, polygons_to_bitmask  # noqa: PLC0415
-
     h, w = record["height"], record["width"]
     annos = [a for a in record["annotations"] if not a.get("iscrowd", 0)]
     boxes = [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annos]
@@ -35,9 +37,6 @@ def ground_truth_instances(record: dict):
 
 def evaluate_ground_truth(dataset_name: str, output_dir: str | os.PathLike | None = None) -> dict:
     """Run the dataset's detectron2 evaluator on its own ground truth."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog  # noqa: PLC0415
-    from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator  # noqa: PLC0415
-
     meta = MetadataCatalog.get(dataset_name)
     records = DatasetCatalog.get(dataset_name)
     if meta.get("evaluator_type") == "pascal_voc":

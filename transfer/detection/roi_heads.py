@@ -14,12 +14,11 @@ Importing this module registers the class in detectron2's
 
 from __future__ import annotations
 
-from torch import nn
-
 from detectron2.config import CfgNode
 from detectron2.layers import get_norm
 from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.modeling.roi_heads import Res5ROIHeads
+from torch import nn
 
 __all__ = ["Res5ROIHeadsExtraNorm"]
 

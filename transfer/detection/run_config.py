@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import yaml
 from detectron2.config import CfgNode, get_cfg
 
 from synco.common.errors import UserError
@@ -133,8 +134,6 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def diff_dumps(old: str, new: str, limit: int = 6) -> str:
     """The keys two config dumps disagree on, for an error message: ``KEY: old -> new; ...``."""
-    import yaml  # noqa: PLC0415
-
     before, after = _flat(yaml.safe_load(old) or {}), _flat(yaml.safe_load(new) or {})
     keys = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
     shown = [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in keys[:limit]]
