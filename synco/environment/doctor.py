@@ -7,7 +7,6 @@ the report is a plain dict that run records can embed as well.
 from __future__ import annotations
 
 import importlib.util
-import os
 import platform
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import torchvision
 from synco import __version__
 from synco.environment.detectron2_install import find_detectron2
 from synco.toyworld import DEFAULT_ROOT, read_manifest
+from transfer.dataset_layout import COCO_SPLITS, VOC_SPLITS, detectron2_datasets_root, toy_world_root
 
 
 def _torch_report() -> dict:
@@ -72,18 +72,17 @@ def coco_evaluator_report(d2_compiled: bool) -> dict:
 
 def dataset_roots() -> dict:
     """Known dataset folders: detectron2's builtin root and the toy world."""
-    d2_root = Path(os.environ.get("DETECTRON2_DATASETS", "datasets"))
-    expected = {
-        "VOC2007": d2_root / "VOC2007" / "ImageSets" / "Main" / "trainval.txt",
-        "VOC2012": d2_root / "VOC2012" / "ImageSets" / "Main" / "trainval.txt",
-        "coco_2017_train": d2_root / "coco" / "annotations" / "instances_train2017.json",
-        "coco_2017_val": d2_root / "coco" / "annotations" / "instances_val2017.json",
-    }
-    found = {name: str(path.parent.parent.parent if "VOC" in name else path) for name, path in expected.items()
-             if path.exists()}
-    toy_candidates = [Path(os.environ["SYNCO_TOY_ROOT"])] if "SYNCO_TOY_ROOT" in os.environ else []
-    toy_candidates.append(Path(DEFAULT_ROOT))
-    toy = [str(p) for p in toy_candidates if read_manifest(p) is not None]
+    d2_root = detectron2_datasets_root()
+    found = {}
+    for shown, name in (("VOC2007", "voc_2007_trainval"), ("VOC2012", "voc_2012_trainval")):
+        folder, split, _ = VOC_SPLITS[name]
+        if (d2_root / folder / "ImageSets" / "Main" / f"{split}.txt").exists():
+            found[shown] = str(d2_root / folder)
+    for name, (json_file, _) in COCO_SPLITS.items():
+        if (d2_root / json_file).exists():
+            found[name] = str(d2_root / json_file)
+    toy_candidates = [toy_world_root(), Path(DEFAULT_ROOT)]
+    toy = [str(p) for p in dict.fromkeys(toy_candidates) if read_manifest(p) is not None]
     return {"detectron2_datasets": str(d2_root), "found": found, "toy_worlds": toy}
 
 

@@ -27,6 +27,7 @@ import yaml
 from synco.common.errors import UserError
 from synco.common.resources import resolve_config
 from synco.pretrain.config import preset_path
+from transfer.dataset_layout import detectron2_datasets_root
 from transfer.tasks import TASKS
 
 TOP_KEYS = {"name", "output", "toy_world", "pretrain_data", "dataset_root", "pretrain", "weights", "tasks",
@@ -210,7 +211,7 @@ def _check_paths(exp: Experiment, loc: _Located) -> None:
         raise loc.fail(f"dataset_root folder {exp.dataset_root} does not exist.", "dataset_root")
     real = [t for t in exp.tasks if not TASKS[t].toy]
     if real and not exp.dataset_root:
-        root = Path(os.environ.get("DETECTRON2_DATASETS", "datasets"))
+        root = detectron2_datasets_root()
         if not root.is_dir():
             raise loc.fail(f"tasks {', '.join(real)} need their datasets under DETECTRON2_DATASETS ({root}), "
                            "which does not exist; set it or give dataset_root.", "tasks")

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor
 
+from synco.common.errors import UserError
 from synco.pretrain.config import ARCHS
 from synco.pretrain.contrastive import Queue, info_nce
-from synco.common.errors import UserError
 from synco.pretrain.splitbn import convert_split_bn
 from synco.pretrain.synthesis_config import SynthesisConfig
 

@@ -32,32 +32,19 @@ from detectron2.data.datasets import register_coco_instances, register_pascal_vo
 from detectron2.data.datasets.pascal_voc import CLASS_NAMES
 
 from synco.common.errors import UserError
-from synco.toyworld import DEFAULT_ROOT, read_manifest
+from synco.toyworld import read_manifest
+from transfer.dataset_layout import (
+    COCO_LAYOUT,
+    COCO_SPLITS,
+    TOY_LAYOUT,
+    VOC_LAYOUT,
+    VOC_SPLITS,
+    detectron2_datasets_root,
+    toy_world_root,
+)
 from transfer.tasks import Task
 
 logger = logging.getLogger(__name__)
-
-# Where detectron2's builtin dataset names live under a dataset root
-# ($DETECTRON2_DATASETS, or --dataset-root): name -> (folder, split, year) for
-# VOC, name -> (annotation json, image folder) for COCO.
-VOC_SPLITS: dict[str, tuple[str, str, int]] = {
-    "voc_2007_trainval": ("VOC2007", "trainval", 2007),
-    "voc_2007_train": ("VOC2007", "train", 2007),
-    "voc_2007_val": ("VOC2007", "val", 2007),
-    "voc_2007_test": ("VOC2007", "test", 2007),
-    "voc_2012_trainval": ("VOC2012", "trainval", 2012),
-    "voc_2012_train": ("VOC2012", "train", 2012),
-    "voc_2012_val": ("VOC2012", "val", 2012),
-}
-COCO_SPLITS: dict[str, tuple[str, str]] = {
-    "coco_2017_train": ("coco/annotations/instances_train2017.json", "coco/train2017"),
-    "coco_2017_val": ("coco/annotations/instances_val2017.json", "coco/val2017"),
-}
-VOC_LAYOUT = ("ROOT/VOC2007/{Annotations/*.xml, JPEGImages/*.jpg, ImageSets/Main/{trainval,test}.txt} and "
-              "ROOT/VOC2012/{Annotations, JPEGImages, ImageSets/Main/trainval.txt}")
-COCO_LAYOUT = ("ROOT/coco/annotations/instances_{train2017,val2017}.json and "
-               "ROOT/coco/{train2017,val2017}/<file_name>")
-TOY_LAYOUT = "a toy world (ROOT/toy_world.json, ROOT/VOC2007/, ROOT/coco/); make one with `synco data toy --out ROOT`"
 
 TOY_PREFIX = "toy"
 
@@ -140,9 +127,7 @@ def register_toy_world(root: str | os.PathLike, prefix: str = TOY_PREFIX) -> Toy
 
 
 def default_root(task: Task) -> Path:
-    if task.toy:
-        return Path(os.environ.get("SYNCO_TOY_ROOT") or DEFAULT_ROOT)
-    return Path(os.environ.get("DETECTRON2_DATASETS") or "datasets")
+    return toy_world_root() if task.toy else detectron2_datasets_root()
 
 
 def _voc_problem(root: Path, folder: str, split: str) -> str | None:

@@ -1,0 +1,45 @@
+"""Where the datasets a transfer task reads live on disk: roots, folder layouts, builtin names.
+
+Torch- and detectron2-free, so ``synco doctor`` (which must work without
+detectron2) and ``synco bench``'s up-front checks read the same facts as the
+registration in :mod:`transfer.detection.datasets`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from synco.toyworld import DEFAULT_ROOT
+
+# Where detectron2's builtin dataset names live under a dataset root
+# ($DETECTRON2_DATASETS, or --dataset-root): name -> (folder, split, year) for
+# VOC, name -> (annotation json, image folder) for COCO.
+VOC_SPLITS: dict[str, tuple[str, str, int]] = {
+    "voc_2007_trainval": ("VOC2007", "trainval", 2007),
+    "voc_2007_train": ("VOC2007", "train", 2007),
+    "voc_2007_val": ("VOC2007", "val", 2007),
+    "voc_2007_test": ("VOC2007", "test", 2007),
+    "voc_2012_trainval": ("VOC2012", "trainval", 2012),
+    "voc_2012_train": ("VOC2012", "train", 2012),
+    "voc_2012_val": ("VOC2012", "val", 2012),
+}
+COCO_SPLITS: dict[str, tuple[str, str]] = {
+    "coco_2017_train": ("coco/annotations/instances_train2017.json", "coco/train2017"),
+    "coco_2017_val": ("coco/annotations/instances_val2017.json", "coco/val2017"),
+}
+VOC_LAYOUT = ("ROOT/VOC2007/{Annotations/*.xml, JPEGImages/*.jpg, ImageSets/Main/{trainval,test}.txt} and "
+              "ROOT/VOC2012/{Annotations, JPEGImages, ImageSets/Main/trainval.txt}")
+COCO_LAYOUT = ("ROOT/coco/annotations/instances_{train2017,val2017}.json and "
+               "ROOT/coco/{train2017,val2017}/<file_name>")
+TOY_LAYOUT = "a toy world (ROOT/toy_world.json, ROOT/VOC2007/, ROOT/coco/); make one with `synco data toy --out ROOT`"
+
+
+def detectron2_datasets_root() -> Path:
+    """detectron2's builtin dataset root: ``$DETECTRON2_DATASETS``, else ``datasets`` (detectron2's own default)."""
+    return Path(os.environ.get("DETECTRON2_DATASETS") or "datasets")
+
+
+def toy_world_root() -> Path:
+    """The toy world the toy tasks read by default: ``$SYNCO_TOY_ROOT``, else ``runs/toy-world``."""
+    return Path(os.environ.get("SYNCO_TOY_ROOT") or DEFAULT_ROOT)
