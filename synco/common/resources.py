@@ -37,7 +37,7 @@ def resolve_config(kind: str, name: str | Path, what: str = "preset") -> Path:
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
-            raise UserError(f"config file {path} does not exist.")
+            raise UserError(f"{what} file {path} does not exist.")
         return path
     candidate = config_dir(kind) / f"{name}.yaml"
     if not candidate.is_file():

@@ -128,3 +128,13 @@ def test_per_task_seeds_must_cover_every_task(tmp_path):
     text = "name: x\ntasks: [toy-voc, toy-coco]\nseeds: {toy-voc: [0, 1]}\nweights:\n  - {name: r, path: random}\n"
     with pytest.raises(UserError, match="no seeds given for task 'toy-coco'"):
         load_experiment(_write(tmp_path, text))
+
+
+def test_shipped_experiments_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exp = load_experiment("toy", tmp_path / "out")
+    assert exp.name == "toy" and exp.source == config_dir("experiments") / "toy.yaml"
+    with pytest.raises(UserError, match="unknown experiment 'nosuch'; experiments: ablation, paper, third_party, toy"):
+        load_experiment("nosuch")
+    with pytest.raises(UserError, match="experiment file .*missing.yaml does not exist"):
+        load_experiment(tmp_path / "missing.yaml")
