@@ -4,7 +4,7 @@ Rows are grouped by method key (``synco-200ep``) *and* protocol: runs with
 non-empty ``protocol_deviations`` are never averaged with on-protocol runs,
 nor with runs that deviate differently; they get their own row, labelled with
 what they changed. Unusable records never reach this module's statistics:
-:func:`collect` turns them into :class:`Skipped` entries with a reason.
+:func:`results.runs.collect` turns them into :class:`Skipped` entries with a reason.
 
 Within-noise rule (also printed under every table, :data:`NOISE_RULE`):
 a Δ is *within noise* when its 95% Welch confidence interval contains 0. When
@@ -14,21 +14,29 @@ for that metric (each task's columns in :mod:`transfer.tasks` carry it, with
 its source). The fallback is lenient towards claiming a difference: a one-seed Δ a little above
 these levels may still be noise. Toy tasks have no published noise level, so
 with one seed their verdict is "cannot tell".
+
+Tables: tasks naming one ``Task.table`` (semi-supervised 1 % and 10 %) share it,
+side by side, each header led by the task's ``column_prefix`` ("1% top-1").
+Deterministic tasks (kNN on frozen features): runs of a method that agree are
+one measurement (n = 1, no std), and their Δ never gets a Welch CI: another
+seed samples no noise, so a zero-width CI (or one from last-bit differences)
+would claim a precision nobody measured. Their verdict is the noise fallback.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
-from results.published import published_for_task
+from results.columns import TableColumn, table_layout
+from results.published import published_for_tasks
+from results.runs import Collection, Skipped, deviation_signature
+from results.runs import collect as collect  # re-exported: where callers found it before results.runs
 from results.stats import WelchInterval, mean_std, welch_interval
-from transfer.record import RecordError, RunRecord, find_records, load_record, method_key
-from transfer.tasks import TASKS, MetricColumn
+from transfer.record import method_key
+from transfer.tasks import TASKS
 
 DEFAULT_BASELINE = "mocov2-200ep"
 CI_LEVEL = 0.95
@@ -37,12 +45,6 @@ NOISE_RULE = (
     "when |Δ| ≤ the reported run-to-run noise (VOC std 0.2/0.2/0.4 for AP50/AP/AP75; COCO 0.3 AP); "
     "? = cannot tell (one seed and no known noise level); no mark = outside noise by this rule."
 )
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclass
@@ -63,7 +65,8 @@ class Row:
     method_key: str
     kind: str  # "reproduced" or "reported"
     cells: dict[str, Cell]
-    n: int | None = None
+    n: int | None = None  # None: unknown (reported), or differing between a shared table's tasks
+    n_parts: tuple[int, ...] = ()  # a shared table's runs per task when they differ (else empty)
     seeds: tuple[int, ...] = ()
     deviations: dict[str, Any] = field(default_factory=dict)
     is_baseline: bool = False
@@ -75,17 +78,11 @@ class Row:
 
 @dataclass
 class TaskTable:
-    task: str
+    task: str  # the task, or the shared table's name ("semisup")
     title: str
-    columns: tuple[MetricColumn, ...]
+    columns: tuple[TableColumn, ...]
     rows: list[Row]
     notes: list[str]
-
-
-@dataclass
-class Collection:
-    frame: pd.DataFrame
-    skipped: list[Skipped]
 
 
 @dataclass
@@ -94,56 +91,6 @@ class Report:
     skipped: list[Skipped]
     baseline: str
     notes: list[str]
-
-
-def deviation_signature(deviations: dict[str, Any]) -> str:
-    return json.dumps(deviations, sort_keys=True, default=str)
-
-
-def group_label(key: str, deviations: dict[str, Any]) -> str:
-    """``synco-200ep``, or ``synco-200ep (off protocol: SOLVER.MAX_ITER=100)``."""
-    if not deviations:
-        return key
-    parts = []
-    for name in sorted(deviations):
-        spec = deviations[name]
-        actual = spec.get("actual") if isinstance(spec, dict) else spec
-        text = json.dumps(actual, default=str) if not isinstance(actual, str) else actual
-        parts.append(f"{name}={text if len(text) <= 24 else text[:21] + '...'}")
-    return f"{key} (off protocol: {', '.join(parts)})"
-
-
-def records_frame(records: Iterable[tuple[str, RunRecord]]) -> pd.DataFrame:
-    """One row per usable run (given as ``(path, record)``): identity, protocol, every metric as its own column."""
-    rows = [
-        {"path": path, "task": r.task, "method": r.method, "pretrain_epochs": r.pretrain_epochs,
-         "method_key": r.method_key, "seed": r.seed, "on_protocol": r.on_protocol,
-         "deviations": dict(r.protocol_deviations), "signature": deviation_signature(r.protocol_deviations),
-         "label": group_label(r.method_key, r.protocol_deviations), **r.metric_values()}
-        for path, r in records
-    ]
-    frame = pd.DataFrame(rows, columns=["path", "task", "method", "pretrain_epochs", "method_key", "seed",
-                                        "on_protocol", "deviations", "signature", "label"] if not rows else None)
-    frame["pretrain_epochs"] = frame["pretrain_epochs"].astype("Int64")
-    return frame
-
-
-def collect(roots: Iterable[str | os.PathLike]) -> Collection:
-    """Read every record under ``roots``; usable ones become rows, the rest :class:`Skipped`."""
-    usable: list[tuple[str, RunRecord]] = []
-    skipped: list[Skipped] = []
-    for path in find_records(roots):
-        try:
-            record = load_record(path)
-        except RecordError as exc:
-            skipped.append(Skipped(str(path), f"corrupt: {exc}"))
-            continue
-        reason = record.exclusion_reason()
-        if reason is None:
-            usable.append((str(path), record))
-        else:
-            skipped.append(Skipped(str(path), reason))
-    return Collection(records_frame(usable), skipped)
 
 
 def noise_verdict(delta: float, ci: WelchInterval | None, noise: float | None) -> bool | None:
@@ -155,30 +102,77 @@ def noise_verdict(delta: float, ci: WelchInterval | None, noise: float | None) -
     return None
 
 
-def _measured_rows(frame: pd.DataFrame, columns: tuple[MetricColumn, ...], baseline: str,
+DETERMINISTIC_NOTE = (
+    "deterministic task (the seed cannot change its result): runs of a method that agree are one "
+    "measurement (n = 1, no std), and its Δ gets no Welch CI, since another seed samples no noise; "
+    "with no published noise level its verdict is ? (the noise of pretraining is not measured here)"
+)
+
+
+def _seeds_text(seeds: tuple[int, ...]) -> str:
+    return ", ".join(map(str, seeds))
+
+
+def _task_cells(runs: pd.DataFrame, columns: list[TableColumn], label: str,
+                notes: list[str]) -> tuple[dict[str, Cell], int]:
+    """One task's cells of one row (``runs`` sorted by seed), and how many measurements they count."""
+    seeds = tuple(int(s) for s in runs["seed"])
+    values = {col.id: tuple(float(v) for v in runs[col.metric.id]) for col in columns}
+    where = f" ({columns[0].task})" if columns[0].shared else ""
+    if columns[0].deterministic and len(seeds) > 1:
+        if all(len(set(v)) == 1 for v in values.values()):
+            values = {key: v[:1] for key, v in values.items()}
+            notes.append(f"{label}{where}: {len(seeds)} runs (seeds {_seeds_text(seeds)}) gave identical numbers; "
+                         "the task is deterministic, so they count as one measurement")
+        else:
+            notes.append(f"{label}{where}: the task is deterministic, yet its {len(seeds)} runs (seeds "
+                         f"{_seeds_text(seeds)}) differ; each is counted and their spread shown, without a CI")
+    elif len(set(seeds)) < len(seeds):
+        notes.append(f"{label}{where}: some seeds appear more than once ({_seeds_text(seeds)}); each run is counted")
+    cells = {}
+    for key, vals in values.items():
+        mean, std = mean_std(vals)
+        cells[key] = Cell(mean=mean, std=std, values=vals)
+    return cells, len(next(iter(values.values())))
+
+
+def _parts(columns: tuple[TableColumn, ...]) -> dict[str, list[TableColumn]]:
+    parts: dict[str, list[TableColumn]] = {}
+    for col in columns:
+        parts.setdefault(col.task, []).append(col)
+    return parts
+
+
+def _measured_rows(frame: pd.DataFrame, columns: tuple[TableColumn, ...], baseline: str,
                    notes: list[str]) -> list[Row]:
+    """One row per method key and protocol; in a shared table each task fills its own columns."""
     rows: list[Row] = []
     for (key, _sig), group in frame.groupby(["method_key", "signature"], sort=False):
         group = group.sort_values(["seed", "path"])
-        seeds = tuple(int(s) for s in group["seed"])
-        deviations = group["deviations"].iloc[0]
-        cells = {}
-        for col in columns:
-            values = tuple(float(v) for v in group[col.id])
-            mean, std = mean_std(values)
-            cells[col.id] = Cell(mean=mean, std=std, values=values)
-        row = Row(label=group["label"].iloc[0], method_key=key, kind="reproduced", cells=cells, n=len(seeds),
-                  seeds=seeds, deviations=deviations, is_baseline=(key == baseline),
-                  source="this benchmark", paths=tuple(group["path"]))
-        if len(set(seeds)) < len(seeds):
-            notes.append(f"{row.label}: some seeds appear more than once ({', '.join(map(str, seeds))}); "
-                         "each run is counted")
-        rows.append(row)
+        label = group["label"].iloc[0]
+        cells: dict[str, Cell] = {}
+        counts, seed_sets = [], []
+        for task, cols in _parts(columns).items():
+            runs = group[group["task"] == task]
+            part, count = _task_cells(runs, cols, label, notes) if len(runs) else ({c.id: Cell() for c in cols}, 0)
+            cells.update(part)
+            counts.append(count)
+            seed_sets.append(tuple(int(s) for s in runs["seed"]))
+        uniform = len(set(counts)) == 1
+        if not uniform:
+            notes.append(f"{label}: its columns count different runs: " + "; ".join(
+                f"{TASKS[t].column_prefix or t} {n} (seeds {_seeds_text(s) or 'none'})"
+                for t, n, s in zip(_parts(columns), counts, seed_sets)))
+        seeds = seed_sets[0] if len(set(seed_sets)) == 1 else tuple(sorted({s for ss in seed_sets for s in ss}))
+        rows.append(Row(label=label, method_key=key, kind="reproduced", cells=cells,
+                        n=counts[0] if uniform else None, n_parts=() if uniform else tuple(counts), seeds=seeds,
+                        deviations=group["deviations"].iloc[0], is_baseline=(key == baseline),
+                        source="this benchmark", paths=tuple(group["path"])))
     rows.sort(key=lambda r: (bool(r.deviations), not r.is_baseline, r.method_key, r.label))
     return rows
 
 
-def _attach_deltas(rows: list[Row], columns: tuple[MetricColumn, ...], baseline: str, notes: list[str]) -> None:
+def _attach_deltas(rows: list[Row], columns: tuple[TableColumn, ...], baseline: str, notes: list[str]) -> None:
     bases = {deviation_signature(r.deviations): r for r in rows if r.is_baseline}
     if not bases:
         notes.append(f"baseline {baseline} has no runs in this table; Δ omitted")
@@ -192,21 +186,26 @@ def _attach_deltas(rows: list[Row], columns: tuple[MetricColumn, ...], baseline:
             continue
         for col in columns:
             cell, ref = row.cells[col.id], base.cells[col.id]
+            if cell.mean is None or ref.mean is None:  # a shared table's task that one of them lacks
+                continue
             cell.delta = cell.mean - ref.mean
-            cell.ci = welch_interval(cell.values, ref.values, CI_LEVEL)
+            cell.ci = None if col.deterministic else welch_interval(cell.values, ref.values, CI_LEVEL)
             cell.within_noise = noise_verdict(cell.delta, cell.ci, col.noise)
 
 
-def _published_rows(published: pd.DataFrame, columns: tuple[MetricColumn, ...]) -> list[Row]:
+def _published_rows(published: pd.DataFrame, columns: tuple[TableColumn, ...]) -> list[Row]:
+    """One row per (method, epochs, kind, source, version); its numbers go to the columns of their task."""
     rows: list[Row] = []
-    wanted = {c.id for c in columns}
+    column_of = {(TASKS[c.task].published, c.metric.id): c.id for c in columns}
+    wanted = pd.Series([(t, m) in column_of for t, m in zip(published["task"], published["metric"])],
+                       index=published.index, dtype=bool)
     keys = ["method", "pretrain_epochs", "kind", "source", "version"]
-    for _, group in published[published["metric"].isin(wanted)].groupby(keys, sort=False, dropna=False):
+    for _, group in published[wanted].groupby(keys, sort=False, dropna=False):
         first = group.iloc[0]
         epochs = None if pd.isna(first["pretrain_epochs"]) else int(first["pretrain_epochs"])
         cells = {c.id: Cell() for c in columns}
         for _, item in group.iterrows():
-            cell = cells[item["metric"]]
+            cell = cells[column_of[(item["task"], item["metric"])]]
             if item["kind"] == "absolute":
                 cell.reported = item["value_text"]
             else:
@@ -221,27 +220,41 @@ def _published_rows(published: pd.DataFrame, columns: tuple[MetricColumn, ...]) 
     return rows
 
 
-def summarize_task(frame: pd.DataFrame, task: str, baseline: str = DEFAULT_BASELINE,
-                   published: pd.DataFrame | None = None) -> TaskTable:
-    """The table for one task: measured rows (baseline first, off-protocol after), then reported rows."""
-    columns = TASKS[task].columns
+def summarize_table(frame: pd.DataFrame, name: str, tasks: list[str], baseline: str = DEFAULT_BASELINE,
+                    published: pd.DataFrame | None = None) -> TaskTable:
+    """The table of ``tasks``: measured rows (baseline first, off-protocol after), then reported rows."""
+    shared = TASKS[tasks[0]].table is not None
+    columns = tuple(TableColumn(task, metric, shared) for task in tasks for metric in TASKS[task].columns)
     notes: list[str] = []
-    rows = _measured_rows(frame[frame["task"] == task], columns, baseline, notes)
+    rows = _measured_rows(frame[frame["task"].isin(tasks)], columns, baseline, notes)
     _attach_deltas(rows, columns, baseline, notes)
+    if any(TASKS[task].deterministic for task in tasks):
+        notes.append(DETERMINISTIC_NOTE)
+    levels = [f"{c.label} {c.noise}" for c in columns if c.noise is not None and not TASKS[c.task].detection]
+    if levels:  # NOISE_RULE names the detection levels only
+        notes.append(f"reported run-to-run noise used without a CI: {', '.join(levels)} (see transfer/tasks.py)")
     if published is not None and len(published):
         rows.extend(_published_rows(published, columns))
-    return TaskTable(task=task, title=TASKS[task].title, columns=columns, rows=rows, notes=notes)
+    return TaskTable(task=name, title=TASKS[tasks[0]].title, columns=columns, rows=rows, notes=notes)
+
+
+def summarize_task(frame: pd.DataFrame, task: str, baseline: str = DEFAULT_BASELINE,
+                   published: pd.DataFrame | None = None) -> TaskTable:
+    """The table of one task alone."""
+    return summarize_table(frame, task, [task], baseline, published)
 
 
 def build_report(collection: Collection, baseline: str = DEFAULT_BASELINE,
                  published: pd.DataFrame | None = None) -> Report:
-    """One table per task present among the usable runs, in the order of the task registry."""
+    """One table per task present among the usable runs (a shared table for tasks that share one),
+    in the order of the task registry."""
     frame = collection.frame
-    tasks = [t for t in TASKS if len(frame) and (frame["task"] == t).any()]
-    tables = [summarize_task(frame, t, baseline, None if published is None else published_for_task(published, t))
-              for t in tasks]
+    layout = table_layout(frame["task"].unique() if len(frame) else ())
+    tables = [summarize_table(frame, name, tasks, baseline,
+                              None if published is None else published_for_tasks(published, tasks))
+              for name, tasks in layout.items()]
     notes = []
-    if not tasks:
+    if not layout:
         notes.append("no usable runs: every record found was skipped (see below)")
     elif len(frame) and not (frame["method_key"] == baseline).any():
         notes.append(f"baseline {baseline} not found among the runs; Δ omitted "

@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
-from results.aggregate import DEFAULT_BASELINE, Report, build_report, collect
+from results.aggregate import DEFAULT_BASELINE, Report, build_report
 from results.plots import write_plots
 from results.published import load_published
 from results.render import FORMATS, render
+from results.runs import collect
 from synco.common.atomic import atomic_write_text
 from synco.common.errors import UserError
 from transfer.record import RECORD_NAME, find_records

@@ -70,6 +70,8 @@ def figure_for_table(table: TaskTable):
         for i, x in measured.items():
             row = table.rows[i]
             cell = row.cells[col.id]
+            if cell.mean is None:  # a shared table's task this row has no run of
+                continue
             off = bool(row.deviations)
             ax.bar(x, cell.mean, width=0.6, color="0.75" if off else "C0", hatch="//" if off else None,
                    edgecolor="0.3", yerr=cell.std if cell.std is not None else None, capsize=4,

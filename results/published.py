@@ -10,7 +10,12 @@ only relative to MoCo v2 (never turned into an absolute number here).
 A published task is shown only beside the measured tasks of the same
 protocol (``Task.published`` in :mod:`transfer.tasks`): VOC 24k rows beside
 ``voc``, COCO rows of unstated schedule beside ``coco1x`` and ``coco2x`` with
-that caveat, and nothing beside the toy tasks.
+that caveat, ImageNet linear rows beside ``linear``, and nothing beside the
+toy tasks. Not here, for want of a primary source that could be checked:
+SynCo's semi-supervised numbers (neither its README, at any commit, nor its
+scripts give them), ImageNet kNN accuracies (no README of these methods gives
+one), and MoCHI's ImageNet linear numbers (Kalantidis et al. 2020, Table 1: no
+stored copy of that table was found to confirm the digits against).
 """
 
 from __future__ import annotations
@@ -95,8 +100,12 @@ def load_published(path: str | os.PathLike | None = None) -> pd.DataFrame:
     return parse_published(path.read_text(encoding="utf-8"), origin=path.name)
 
 
+def published_for_tasks(published: pd.DataFrame, tasks: list[str]) -> pd.DataFrame:
+    """The published numbers comparable with measured ``tasks`` (those of one table), in the CSV's order."""
+    shown = {TASKS[t].published for t in tasks if t in TASKS and TASKS[t].published}
+    return published[published["task"].isin(shown)].reset_index(drop=True)
+
+
 def published_for_task(published: pd.DataFrame, task: str) -> pd.DataFrame:
     """The published numbers comparable with measured ``task`` (empty for toy and other tasks)."""
-    spec = TASKS.get(task)
-    shown = [spec.published] if spec is not None and spec.published else []
-    return published[published["task"].isin(shown)].reset_index(drop=True)
+    return published_for_tasks(published, [task])

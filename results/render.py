@@ -24,8 +24,7 @@ WITHIN_MARK, UNKNOWN_MARK = "≈", "?"
 
 
 def _num(x: float, digits: int, signed: bool = False) -> str:
-    if round(x, digits) == 0:
-        x = 0.0
+    x = 0.0 if round(x, digits) == 0 else x  # no "-0.00"
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
@@ -49,6 +48,11 @@ def _footnotes(table: TaskTable) -> dict[tuple, int]:
 
 def _footnote_key(row: Row) -> tuple:
     return (row.source, row.version, row.notes)
+
+
+def _n_text(row: Row, missing: str) -> str:
+    """Runs per row; "3/2" where a shared table's tasks count different runs (a table note says which)."""
+    return "/".join(map(str, row.n_parts)) if row.n_parts else missing if row.n is None else str(row.n)
 
 
 def _display_path(path: str) -> str:
@@ -85,7 +89,7 @@ def _grid(table: TaskTable, style: _Style, digits: int) -> tuple[list[str], list
     rows = []
     for row in table.rows:
         source = "reproduced" if row.kind == "reproduced" else style.reported_source(notes[_footnote_key(row)])
-        cells = [style.text(row.label), source, style.missing if row.n is None else str(row.n)]
+        cells = [style.text(row.label), source, _n_text(row, style.missing)]
         for col in table.columns:
             cell = row.cells[col.id]
             cells.append(style.value(row, cell, digits))
@@ -102,7 +106,7 @@ def _md(text: str) -> str:
 
 
 def _md_value(row: Row, cell: Cell, digits: int) -> str:
-    if row.kind == "reported":
+    if row.kind == "reported" or cell.mean is None:  # no number, or a shared table's task not run
         return cell.reported or "–"
     std = "–" if cell.std is None else _num(cell.std, digits)
     return f"{_num(cell.mean, digits)} ± {std}"
@@ -169,7 +173,7 @@ def tex_escape(text: str) -> str:
 
 
 def _tex_value(row: Row, cell: Cell, digits: int) -> str:
-    if row.kind == "reported":
+    if row.kind == "reported" or cell.mean is None:
         return tex_escape(cell.reported) if cell.reported else "--"
     std = "--" if cell.std is None else f"${_num(cell.std, digits)}$"
     return f"${_num(cell.mean, digits)}$\\,{{\\scriptsize$\\pm$ {std}}}"
@@ -189,7 +193,8 @@ def _tex_delta(row: Row, cell: Cell, digits: int) -> str:
 
 
 _TEX_STYLE = _Style(
-    text=tex_escape, n_head="$n$", column_head=lambda col: col.tex, delta_head=lambda col: "$\\Delta$",
+    text=tex_escape, n_head="$n$", delta_head=lambda col: "$\\Delta$",
+    column_head=lambda col: f"{tex_escape(col.prefix)} {col.metric.tex}" if col.prefix else col.metric.tex,
     reported_source=lambda k: f"reported\\textsuperscript{{{k}}}", missing="--",
     value=_tex_value, delta=_tex_delta,
 )
@@ -288,12 +293,8 @@ def to_csv(report: Report) -> str:
 
 
 def render(report: Report, fmt: str, digits: int = 2) -> str:
-    if fmt == "md":
-        return to_markdown(report, digits)
-    if fmt == "tex":
-        return to_latex(report, digits)
-    if fmt == "csv":
-        return to_csv(report)
-    if fmt == "json":
-        return to_json(report)
-    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    writers = {"md": lambda: to_markdown(report, digits), "tex": lambda: to_latex(report, digits),
+               "csv": lambda: to_csv(report), "json": lambda: to_json(report)}
+    if fmt not in writers:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return writers[fmt]()

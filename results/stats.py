@@ -31,13 +31,18 @@ def t_quantile(p: float, df: float) -> float:
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (ddof = 1; ``None`` for a single value)."""
+    """Mean and sample standard deviation (ddof = 1; ``None`` for a single value).
+
+    Identical values give their value and a std of exactly 0: a summed-and-divided mean can
+    be off in the last bit, and that bit would turn "no spread" into a tiny spread and a
+    confidence interval of zero width instead of none (:func:`welch_interval`).
+    """
     if not values:
         raise ValueError("no values")
     n = len(values)
+    if all(v == values[0] for v in values):  # exactly, not 0.1 * 3 / 3: repeats have no spread at all
+        return float(values[0]), (None if n < 2 else 0.0)
     mean = math.fsum(values) / n
-    if n < 2:
-        return mean, None
     return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
 
 

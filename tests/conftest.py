@@ -11,7 +11,7 @@ from synco.toyworld import ToyWorldSpec, generate_toy_world
 from transfer.record import SCHEMA
 from transfer.tasks import TASKS
 
-SMALL_TOY = dict(seed=7, size=96, count=16, det_train=24, det_test=12, max_objects=4)
+SMALL_TOY = dict(seed=7, size=96, count=16, det_train=24, det_test=12, max_objects=4, cls_train=10, cls_val=4)
 
 
 @pytest.fixture(scope="session")

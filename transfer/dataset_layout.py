@@ -43,3 +43,27 @@ def detectron2_datasets_root() -> Path:
 def toy_world_root() -> Path:
     """The toy world the toy tasks read by default: ``$SYNCO_TOY_ROOT``, else ``runs/toy-world``."""
     return Path(os.environ.get("SYNCO_TOY_ROOT") or DEFAULT_ROOT)
+
+
+# Classification tasks read an ImageFolder pair (ROOT/train/<class>/*, ROOT/val/<class>/*), the
+# layout of torchvision's ImageNet folders and of MoCo's main_lincls.py, plus the semi-supervised
+# subset lists (SimCLR's imagenet_subsets/1percent.txt and 10percent.txt: one training-image file
+# name per line, e.g. ``n01440764_10026.JPEG``) under ROOT/subsets/.
+CLASSIFICATION_LAYOUT = ("ROOT/train/<class>/<image>, ROOT/val/<class>/<image> "
+                         "(+ ROOT/subsets/{1percent,10percent}.txt for the semi-supervised tasks)")
+TOY_CLASSIFICATION_FOLDER = "classify"  # inside a toy world: ROOT/classify/{train,val,subsets}
+IMAGENET_FOLDER = "imagenet"  # inside a dataset root: ROOT/imagenet/{train,val,subsets}
+
+
+def imagenet_root() -> Path:
+    """ImageNet for the classification tasks: ``$IMAGENET_ROOT``, else ``$DETECTRON2_DATASETS/imagenet``."""
+    return Path(os.environ.get("IMAGENET_ROOT") or detectron2_datasets_root() / IMAGENET_FOLDER)
+
+
+def classification_root(toy: bool, dataset_root: str | os.PathLike | None = None) -> Path:
+    """The ImageFolder root a classification task reads. ``--dataset-root`` means the folder holding
+    the datasets for every task (as for VOC and COCO): ROOT/imagenet, or a toy world's ROOT/classify.
+    Without it: ``$IMAGENET_ROOT`` (the ImageNet folder itself), or the toy world's default root."""
+    if toy:
+        return Path(dataset_root or toy_world_root()) / TOY_CLASSIFICATION_FOLDER
+    return Path(dataset_root) / IMAGENET_FOLDER if dataset_root else imagenet_root()

@@ -34,6 +34,7 @@ SCHEMA = "synco-bench/transfer-run/1"
 RECORD_NAME = "run_record.json"
 STATUSES = ("running", "complete", "failed", "interrupted")
 FINAL_STATUSES = ("complete", "failed", "interrupted")
+OPTIONAL_KEYS = ("details",)  # added after the schema's first release; absent in older records
 
 
 class RecordError(ValueError):
@@ -57,7 +58,8 @@ class RunRecord:
     detectron2 config; ``protocol_deviations``: ``{KEY: {"expected", "actual"}}``
     (empty: on protocol); ``versions``: ``{"synco_bench", "detectron2", "torch", ...}``;
     ``iterations``: ``{"done", "planned"}``; ``metrics``: ``{"bbox": {"AP", ...}, "segm": ...}``
-    or None. Fields not known yet (a failure before training) are null.
+    or None; ``details``: task-specific extras (may be empty). Fields not known yet (a
+    failure before training) are null.
     """
 
     status: str
@@ -75,17 +77,21 @@ class RunRecord:
     end_time: str | None = None
     iterations: dict[str, int | None] = field(default_factory=lambda: {"done": 0, "planned": None})
     metrics: dict[str, dict[str, float | None]] | None = None
+    # Task-specific facts beyond the table's numbers (a semi-supervised sweep's every point,
+    # the chosen backbone lr, a feature cache's digest). Optional: records from before it load.
+    details: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ writing
 
     def finished(self, status: str, *, done: int | None = None, metrics: Mapping[str, Any] | None = None,
-                 error: str | None = None) -> RunRecord:
+                 error: str | None = None, details: Mapping[str, Any] | None = None) -> RunRecord:
         """The record's final state; ``metrics`` are kept only for ``complete``."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final status: {status}")
         iterations = self.iterations if done is None else {**self.iterations, "done": done}
         return dataclasses.replace(self, status=status, error=error, end_time=utc_now(), iterations=iterations,
-                                   metrics=clean_metrics(metrics) if status == "complete" else None)
+                                   metrics=clean_metrics(metrics) if status == "complete" else None,
+                                   details={**self.details, **(details or {})})
 
     def with_done(self, done: int) -> RunRecord:
         return dataclasses.replace(self, iterations={**self.iterations, "done": done})
@@ -109,10 +115,11 @@ class RunRecord:
             raise RecordError(f"schema is {obj.get('schema')!r}, expected {SCHEMA!r} "
                               "(a record of another synco-bench version)")
         names = [f.name for f in dataclasses.fields(cls)]
-        missing = [key for key in ("schema", *names) if key not in obj]
+        missing = [key for key in ("schema", *names) if key not in obj and key not in OPTIONAL_KEYS]
         if missing:
             raise RecordError(f"missing key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
-        values = {name: obj[name] for name in names}
+        values = {name: obj[name] for name in names if name in obj}
+        values["details"] = _mapping(values.get("details") or {}, "details")
         _check_identity(values)
         values["protocol_deviations"] = _mapping(values["protocol_deviations"] or {}, "protocol_deviations")
         values["iterations"] = _iterations(values["iterations"])

@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="generate datasets (the toy world)")
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
-    toy = kinds.add_parser("toy", help="write the procedural toy world: ImageFolder + PASCAL VOC + COCO")
+    toy = kinds.add_parser("toy", help="write the procedural toy world: ImageFolder + classification + PASCAL VOC + COCO")
     toy.add_argument("--out", type=Path, required=True, help="folder to create")
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument("--size", type=int, default=128, help="image side in pixels (detection images are wider)")
@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     toy.add_argument("--det-train", type=int, default=256, help="images in VOC trainval / COCO train2017")
     toy.add_argument("--det-test", type=int, default=128, help="images in VOC test / COCO val2017")
     toy.add_argument("--max-objects", type=int, default=4, help="most objects per scene")
+    toy.add_argument("--cls-train", type=int, default=100,
+                     help="classification images per class in classify/train (6 shape classes)")
+    toy.add_argument("--cls-val", type=int, default=50, help="classification images per class in classify/val")
     toy.add_argument("--overwrite", action="store_true",
                      help="replace a non-empty --out (only once the new one is complete)")
     toy.add_argument("--exist-ok", action="store_true",
@@ -32,7 +35,8 @@ def run_toy(args: argparse.Namespace) -> int:
     from synco.toyworld import ToyWorldSpec, generate_toy_world  # noqa: PLC0415
 
     spec = ToyWorldSpec(seed=args.seed, size=args.size, count=args.count, det_train=args.det_train,
-                        det_test=args.det_test, max_objects=args.max_objects)
+                        det_test=args.det_test, max_objects=args.max_objects, cls_train=args.cls_train,
+                        cls_val=args.cls_val)
 
     def progress(split: str, done: int, total: int) -> None:
         if not args.quiet and (done == total or done % 256 == 0):

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.output:
         sys.stdout.write(result.text)
     report = result.report
-    used = sum(r.n or 0 for t in report.tables for r in t.rows if r.kind == "reproduced")
+    used = sum(len(r.paths) for t in report.tables for r in t.rows if r.kind == "reproduced")
     if args.output or result.plots:
         targets = ([args.output] if args.output else []) + [str(p) for p in result.plots]
         print(f"wrote {', '.join(targets)}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``synco transfer``: fine-tune weights with Detectron2 under the MoCo R50-C4 protocol and record the run.
+"""``synco transfer``: evaluate weights on a task (Detectron2 detection, or classification) and record the run.
 
 Thin over :func:`transfer.run.run_transfer`; detectron2 and torch are imported
 only when the command runs, so ``synco --help`` stays fast.
@@ -11,7 +11,7 @@ import json
 
 from transfer.tasks import TASKS
 
-_EPILOG = "tasks:\n" + "\n".join(f"  {name:9s} {task.description} ({task.config_file})"
+_EPILOG = "tasks:\n" + "\n".join(f"  {name:13s} {task.description} ({task.config_file})"
                                    for name, task in TASKS.items()) + """
 
 weights: a pretraining checkpoint (converted on the fly into OUTPUT/weights/ by
@@ -20,13 +20,17 @@ pretraining) or 'msra' (detectron2's supervised ImageNet R-50; or pass a local
 R-50.pkl). Input settings (RGB/BGR, pixel mean/std, stride) come from the weights.
 
 KEY VALUE pairs override the task's config exactly like detectron2's --opts,
-e.g. SOLVER.MAX_ITER 100; every protocol setting that differs is listed under
-protocol_deviations in OUTPUT/run_record.json. SynCo's repository fine-tuned
-VOC with SOLVER.BASE_LR 0.01 instead of MoCo's 0.02: --lr-synco-repo.
+e.g. SOLVER.MAX_ITER 100 (detection) or TRAIN.EPOCHS 10 (classification); every
+protocol setting that differs is listed under protocol_deviations in
+OUTPUT/run_record.json. SynCo's repository fine-tuned VOC with SOLVER.BASE_LR
+0.01 instead of MoCo's 0.02: --lr-synco-repo.
 
 datasets: VOC and COCO tasks read detectron2's layout under --dataset-root or
-$DETECTRON2_DATASETS (VOC2007/, VOC2012/, coco/annotations + images); toy tasks
-read a toy world (--dataset-root, $SYNCO_TOY_ROOT or runs/toy-world).
+$DETECTRON2_DATASETS (VOC2007/, VOC2012/, coco/annotations + images); the
+ImageNet classification tasks read ROOT/train/<class>/, ROOT/val/<class>/ and
+ROOT/subsets/{1percent,10percent}.txt (SimCLR's lists) under --dataset-root,
+$IMAGENET_ROOT or $DETECTRON2_DATASETS/imagenet; toy tasks read a toy world
+(--dataset-root, $SYNCO_TOY_ROOT or runs/toy-world).
 A finished run with the same config is not redone (exit 0) unless --force.
 """
 
@@ -34,8 +38,10 @@ A finished run with the same config is not redone (exit 0) unless --force.
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "transfer",
-        help="fine-tune weights on VOC / COCO (or the toy world) with Detectron2, as the papers did",
-        description="Fine-tune a ResNet-50 with Detectron2 (Faster/Mask R-CNN R50-C4, the MoCo protocol) "
+        help="evaluate weights on a task: VOC / COCO detection, ImageNet linear / semi-supervised / kNN, "
+             "or their toy versions",
+        description="Evaluate a ResNet-50 as the papers did: Detectron2 fine-tuning (Faster/Mask R-CNN R50-C4, "
+                    "the MoCo protocol), linear probe, semi-supervised fine-tuning or kNN, "
                     "and write OUTPUT/run_record.json.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -68,7 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="allow full unpickling of the weights (can run code; only for files you trust)")
     parser.add_argument("--quiet", action="store_true", help="log to OUTPUT/log.txt only")
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
-                        help="detectron2 config overrides")
+                        help="config overrides (detectron2 keys, or the classification protocol's)")
     parser.set_defaults(func=run)
 
 
@@ -85,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
         lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
         pretrain_epochs=args.pretrain_epochs,
     )
-    summary = {iou: {k: record.metrics[iou].get(k) for k in ("AP", "AP50", "AP75")}
-               for iou in (record.metrics or {})}
+    summary = {column: round(value, 2) for column, value in record.metric_values().items()}
+    unit = "iterations" if TASKS[record.task].detection else "epochs"
     print(f"{record.status}: {record.task} {record.method} "
-          f"({record.iterations['done']}/{record.iterations['planned']} iterations) {json.dumps(summary)}")
+          f"({record.iterations['done']}/{record.iterations['planned']} {unit}) {json.dumps(summary)}")
     if record.protocol_deviations:
         print(f"protocol deviations: {', '.join(record.protocol_deviations)}")
     return 0

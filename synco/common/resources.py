@@ -3,8 +3,8 @@
 Why not ``Path(__file__).parent.parent / "configs"``: that only works in an
 editable install. The configs are package data, located through
 ``importlib.resources`` so that ``pip install .`` (or a wheel) finds them
-from any working directory. Three kinds live there: ``pretrain`` presets,
-``detectron2`` task configs and ``experiments`` grids.
+from any working directory. Four kinds live there: ``pretrain`` presets,
+``detectron2`` and ``classification`` task configs, and ``experiments`` grids.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from synco.common.errors import UserError
 
-KINDS = ("pretrain", "detectron2", "experiments")
+KINDS = ("pretrain", "detectron2", "classification", "experiments")
 
 
 def config_dir(kind: str) -> Path:

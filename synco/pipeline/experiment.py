@@ -35,7 +35,7 @@ TOP_KEYS = {"name", "output", "toy_world", "pretrain_data", "dataset_root", "pre
 PRETRAIN_KEYS = {"name", "config", "overrides"}
 WEIGHTS_KEYS = {"name", "path", "method", "pretrain_epochs", "format"}
 LAUNCH_KEYS = {"gpus_per_node", "nodes", "jobs"}
-TOY_KEYS = {"seed", "size", "count", "det_train", "det_test", "max_objects"}
+TOY_KEYS = {"seed", "size", "count", "det_train", "det_test", "max_objects", "cls_train", "cls_val"}
 EXECUTORS = ("local", "slurm")
 
 

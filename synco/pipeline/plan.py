@@ -16,7 +16,6 @@ import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from synco.common.resources import config_dir
 from synco.pipeline.experiment import Experiment
 from synco.pretrain.config import load_config
 from transfer.tasks import TASKS
@@ -52,12 +51,18 @@ def override_args(mapping: dict) -> list[str]:
 
 
 def _config_digest(task: str) -> str:
-    """Hash of a task's detectron2 YAML and its bases, so that editing them reruns the task."""
+    """Hash of a task's YAML and its possible bases, so that editing them reruns the task."""
     digest = hashlib.sha256()
     digest.update(TASKS[task].config_file.encode())
-    for path in sorted(config_dir("detectron2").glob("*.yaml")):
+    for path in sorted(TASKS[task].config_path.parent.glob("*.yaml")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def task_seeds(exp: Experiment, task: str) -> list[int]:
+    """The seeds a task runs: all of them, or the first only for a deterministic task (kNN on frozen
+    features gives the same number for every seed, so more runs would only fake a spread of 0)."""
+    return exp.seeds[task][:1] if TASKS[task].deterministic else exp.seeds[task]
 
 
 class _Weights(NamedTuple):
@@ -130,7 +135,7 @@ def _transfer_stages(exp: Experiment, weights: dict[str, _Weights], dataset_root
     stages = []
     for name, source in weights.items():
         for task in exp.tasks:
-            for seed in exp.seeds[task]:
+            for seed in task_seeds(exp, task):
                 run_dir = exp.output / "transfer" / task / name / f"seed{seed}"
                 args = ["transfer", "--task", task, "--weights", source.path, "--output", str(run_dir), "--seed",
                         str(seed), "--method", source.method, "--resume", "--quiet"]

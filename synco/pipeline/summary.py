@@ -1,4 +1,5 @@
-"""The experiment's closing report: what ran, where, how long, what was skipped, and the tables."""
+"""The experiment's closing report: what ran, where, how long, what was skipped, the tables, and the
+online kNN curves of pretraining."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+from results.curves import PLOT_NAME, curve_markdown, knn_curves, write_curves
 from results.export import export_tables
 from synco.common.atomic import atomic_write_text
 from synco.pipeline.experiment import Experiment, load_experiment
@@ -13,6 +15,7 @@ from synco.pipeline.manifest import Manifests
 from synco.pipeline.plan import Stage, build_plan, override_args
 from synco.pretrain.config import load_config
 
+METRICS_FILE = "metrics.jsonl"  # what synco.pretrain.metrics_log writes into a pretraining run's folder
 
 def _fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
@@ -64,9 +67,24 @@ def write_report(exp: Experiment, stages: list[Stage], manifests: Manifests, out
         plots = [p for p in written if p.suffix == ".png"]
         if plots:
             lines += ["", "Plots: " + ", ".join(f"[{p.name}]({p.relative_to(exp.output)})" for p in plots)]
+    curves, curve_files = _knn_section(exp, stages)
+    lines += curves
     path = exp.output / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
-    return path, [str(p) for p in written]
+    return path, [str(p) for p in [*written, *curve_files]]
+
+
+def _knn_section(exp: Experiment, stages: list[Stage]) -> tuple[list[str], list[Path]]:
+    """Report lines and files for the kNN monitor of each pretraining stage; nothing when none logged one."""
+    sources = {s.id.split(":", 1)[1]: Path(s.meta["run_dir"]) / METRICS_FILE for s in stages if s.kind == "pretrain"}
+    frame = knn_curves(sources)
+    if frame.empty:
+        return [], []
+    files = write_curves(frame, exp.output / "tables")
+    plot = exp.output / "tables" / PLOT_NAME
+    lines = ["", "## kNN during pretraining", "", curve_markdown(frame).rstrip("\n"), "",
+             f"Plot: [{PLOT_NAME}]({plot.relative_to(exp.output)})"]
+    return lines, files
 
 
 def report_from_manifests(experiment: str | Path, output: str | Path | None = None) -> dict:

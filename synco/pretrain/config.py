@@ -68,6 +68,12 @@ class PretrainConfig:
     log_every: int = 10
     keep_every: int = 50  # keep checkpoint_EEEE.pth.tar every this many epochs (and the last epoch)
     max_steps_per_epoch: int = 0  # 0: whole epoch; >0 truncates (smoke runs)
+    # Online kNN monitor (synco.pretrain.monitor): every knn_every epochs (0: off) on a labelled
+    # train/ + val/ folder (knn_data; default: a toy world's classify/), at most this many per class.
+    knn_every: int = 0
+    knn_data: str = ""
+    knn_train_per_class: int = 0  # 0: every image
+    knn_val_per_class: int = 0
 
     def synthesis_config(self) -> SynthesisConfig:
         """The method's preset with ``synthesis`` applied; checked again here because a
@@ -111,6 +117,8 @@ class PretrainConfig:
             raise UserError(f"unknown schedule {self.schedule!r}; choose cosine or step.")
         if not 0 < self.crop_min <= 1:
             raise UserError(f"crop_min must be in (0, 1], got {self.crop_min}.")
+        if self.knn_every < 0 or self.knn_train_per_class < 0 or self.knn_val_per_class < 0:
+            raise UserError("knn_every, knn_train_per_class and knn_val_per_class must be >= 0.")
         if self.epochs < 1 or self.image_size < 16 or self.temperature <= 0 or not 0 <= self.momentum < 1:
             raise UserError("epochs >= 1, image_size >= 16, temperature > 0 and 0 <= momentum < 1 are required.")
         self.synthesis_config()

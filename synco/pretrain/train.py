@@ -29,6 +29,7 @@ from synco.pretrain.config import PretrainConfig, config_from_dict
 from synco.pretrain.data import ResumableBatchSampler, TwoViews, make_loader
 from synco.pretrain.metrics_log import MetricsLogger, StepMeter
 from synco.pretrain.model import MomentumContrast
+from synco.pretrain.monitor import KnnMonitor, monitor_root
 
 
 class Interrupted(Exception):
@@ -115,6 +116,9 @@ def _restore(found: tuple[Path, dict], model: MomentumContrast, optimizer: torch
     return epoch, step, global_step
 
 
+_OBSERVERS = ("workers", "log_every", "epochs", "knn_every", "knn_data", "knn_train_per_class", "knn_val_per_class")
+
+
 @dataclass
 class _Run:
     """Everything the loop needs, built (and restored from a checkpoint) before the first step."""
@@ -132,6 +136,7 @@ class _Run:
     steps_per_epoch: int
     start: tuple[int, int, int]  # (epoch, step, global step) to continue from
     resumed: bool
+    monitor: KnnMonitor | None
 
 
 def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
@@ -141,8 +146,9 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
         path, ckpt = found
         check_compatible(ckpt, cfg.to_dict(), path)
         stored = ckpt["synco"]["config"]
+        current = cfg.to_dict()  # what only observes the run may change on resume
         cfg = config_from_dict({**stored, "data": cfg.data or stored["data"], "output": str(output),
-                                "workers": cfg.workers, "log_every": cfg.log_every, "epochs": cfg.epochs})
+                                **{key: current[key] for key in _OBSERVERS}})
     cfg.validate(world)
     torch.manual_seed(cfg.seed + rank)
 
@@ -162,7 +168,28 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
             model, ["queue.keys", "queue.ptr", "queue._spare"])
         net = DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
     return _Run(cfg, output, rank, world, device, dataset, model, net, optimizer, memory_format, steps_per_epoch,
-                start, found is not None)
+                start, found is not None, _monitor(cfg) if rank == 0 else None)
+
+
+def _monitor(cfg: PretrainConfig) -> KnnMonitor | None:
+    if not cfg.knn_every:
+        return None
+    root = monitor_root(cfg.knn_data, cfg.data)
+    if root is None:
+        raise UserError(f"knn_every={cfg.knn_every} needs labelled images: set knn_data to a folder with "
+                        f"train/<class>/ and val/<class>/ ({cfg.data} is not a toy world with classify/), "
+                        "or knn_every=0.")
+    return KnnMonitor(root, cfg.image_size, cfg.knn_train_per_class, cfg.knn_val_per_class)
+
+
+def _observe(run: _Run, logger: MetricsLogger, epochs_done: int, global_step: int) -> None:
+    """The kNN monitor after ``epochs_done`` epochs (0: the initialisation), on rank 0."""
+    cfg = run.cfg
+    due = epochs_done % cfg.knn_every == 0 or epochs_done == cfg.epochs if cfg.knn_every else False
+    if run.monitor is None or not due:
+        return
+    result = run.monitor.evaluate(run.model.encoder_q, run.device, run.memory_format)
+    logger.log({"kind": "knn", "epoch": epochs_done, "global_step": global_step, **result})
 
 
 def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> Summary:
@@ -175,6 +202,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     meter = StepMeter(logger, cfg.batch_size, cfg.log_every, None)
     try:
         with _StopFlag() as stop:
+            if not run.resumed:
+                _observe(run, logger, 0, 0)
             for epoch in range(start_epoch, cfg.epochs):
                 sampler = ResumableBatchSampler(len(run.dataset), cfg.batch_size, epoch, cfg.seed, run.rank,
                                                 run.world, start_step, cfg.max_steps_per_epoch)
@@ -195,6 +224,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
                 start_step = 0
                 _save(output, run.model, optimizer, config_dict, epoch + 1, 0, global_step, run.steps_per_epoch,
                       run.world, run.rank, keep=(epoch + 1) % cfg.keep_every == 0 or epoch + 1 == cfg.epochs)
+                _observe(run, logger, epoch + 1, global_step)
     finally:
         meter.close()
         logger.close()

@@ -1,10 +1,12 @@
-"""Write a toy world to disk: pretraining ImageFolder, PASCAL VOC and COCO sets.
+"""Write a toy world to disk: pretraining ImageFolder, classification, PASCAL VOC and COCO sets.
 
-Layout (mirrors a ``DETECTRON2_DATASETS`` root, so real and toy data are
-handled the same way downstream)::
+Layout (mirrors a ``DETECTRON2_DATASETS`` root and an ImageNet folder, so real
+and toy data are handled the same way downstream)::
 
-    ROOT/toy_world.json                     settings + counts (written last)
-    ROOT/pretrain/train/toy/000000.jpg      unlabeled, ImageFolder layout
+    ROOT/toy_world.json                     settings + counts + chance level (written last)
+    ROOT/pretrain/train/toy/000000.jpg      unlabeled object-centric images, ImageFolder layout
+    ROOT/classify/{train,val}/<class>/<class>_00000.jpg   labelled by shape (see objects.py)
+    ROOT/classify/subsets/{1percent,10percent}.txt        SimCLR-style subset lists of train
     ROOT/VOC2007/JPEGImages/<id>.jpg
     ROOT/VOC2007/Annotations/<id>.xml
     ROOT/VOC2007/ImageSets/Main/{trainval,test}.txt
@@ -32,11 +34,14 @@ from PIL import Image
 from synco.common.atomic import atomic_directory, link_or_copy
 from synco.common.errors import UserError
 from synco.toyworld.formats import coco_annotations, coco_categories, coco_image, voc_xml
+from synco.toyworld.objects import make_object_image
 from synco.toyworld.scene import CLASS_NAMES, make_scene
 
 MANIFEST = "toy_world.json"
-GENERATOR_VERSION = 1
-SPLITS = {"pretrain": 0, "trainval": 1, "test": 2}
+# 2: pretraining images are object-centric (objects.py) and the classification set exists.
+GENERATOR_VERSION = 2
+SPLITS = {"pretrain": 0, "trainval": 1, "test": 2, "cls_train": 3, "cls_val": 4}
+SUBSETS = {"1percent": 0.01, "10percent": 0.10}  # SimCLR's semi-supervised label fractions
 JPEG_QUALITY = 92
 BYTES_PER_PIXEL_ESTIMATE = 0.5  # JPEG of these scenes, plus XML/JSON overhead
 
@@ -51,18 +56,22 @@ class ToyWorldSpec:
     det_train: int = 256  # VOC trainval == COCO train2017
     det_test: int = 128  # VOC test == COCO val2017
     max_objects: int = 4
+    cls_train: int = 100  # classification images per class, classify/train
+    cls_val: int = 50  # classification images per class, classify/val
 
     def validate(self) -> None:
         if not 32 <= self.size <= 2048:
             raise UserError(f"--size must be between 32 and 2048 pixels, got {self.size}.")
-        for name in ("count", "det_train", "det_test"):
+        for name in ("count", "det_train", "det_test", "cls_train", "cls_val"):
             value = getattr(self, name)
             if not 0 <= value <= 99_999:
                 raise UserError(f"--{name.replace('_', '-')} must be between 0 and 99999, got {value}.")
-        if self.count + self.det_train + self.det_test == 0:
+        if self.count + self.det_train + self.det_test + self.cls_train + self.cls_val == 0:
             raise UserError("nothing to generate: all counts are 0.")
         if (self.det_train == 0) != (self.det_test == 0):
             raise UserError("--det-train and --det-test must both be positive, or both 0 (no detection sets).")
+        if (self.cls_train == 0) != (self.cls_val == 0):
+            raise UserError("--cls-train and --cls-val must both be positive, or both 0 (no classification set).")
         if not 1 <= self.max_objects <= 16:
             raise UserError(f"--max-objects must be between 1 and 16, got {self.max_objects}.")
         if self.seed < 0:
@@ -79,7 +88,8 @@ class ToyWorldSpec:
         return f"{SPLITS[split]}{index:05d}" if split != "pretrain" else f"{index:06d}"
 
     def estimated_bytes(self) -> int:
-        pixels = self.size * self.size * (self.count + 1.2 * (self.det_train + self.det_test))
+        classify = len(CLASS_NAMES) * (self.cls_train + self.cls_val)
+        pixels = self.size * self.size * (self.count + classify + 1.2 * (self.det_train + self.det_test))
         return int(pixels * BYTES_PER_PIXEL_ESTIMATE) + (1 << 20)
 
 
@@ -94,21 +104,63 @@ def read_manifest(root: str | os.PathLike) -> dict | None:
 
 def _render(spec: ToyWorldSpec, split: str, index: int):
     w, h = spec.detection_shape(split, index)
-    return make_scene([spec.seed, SPLITS[split], index], w, h, max_objects=spec.max_objects,
-                      annotate=split != "pretrain")
+    return make_scene([spec.seed, SPLITS[split], index], w, h, max_objects=spec.max_objects)
 
 
 def _save_jpeg(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image).save(path, format="JPEG", quality=JPEG_QUALITY)
 
 
+def _object_image(spec: ToyWorldSpec, split: str, index: int, category: int | None = None) -> np.ndarray:
+    """Pretraining draws the class from the seed (unlabelled); the classification splits name it."""
+    if category is None:
+        category = int(np.random.default_rng([spec.seed, SPLITS[split], index, 2]).integers(len(CLASS_NAMES)))
+        return make_object_image([spec.seed, SPLITS[split], index], spec.size, category)
+    return make_object_image([spec.seed, SPLITS[split], category, index], spec.size, category)
+
+
 def _write_pretrain(spec: ToyWorldSpec, root: Path, progress: Callable[[str, int, int], None]) -> None:
+    """Object-centric like ImageNet: pretraining on them and fine-tuning detectors on scenes is the
+    toy version of ImageNet -> VOC/COCO."""
     folder = root / "pretrain" / "train" / "toy"
     folder.mkdir(parents=True)
     for i in range(spec.count):
-        image, _ = _render(spec, "pretrain", i)
-        _save_jpeg(image, folder / f"{spec.file_id('pretrain', i)}.jpg")
+        _save_jpeg(_object_image(spec, "pretrain", i), folder / f"{spec.file_id('pretrain', i)}.jpg")
         progress("pretrain", i + 1, spec.count)
+
+
+def subset_names(spec: ToyWorldSpec, fraction: float) -> list[str]:
+    """A class-balanced, seeded subset of classify/train: ``ceil(fraction * per class)`` images per class."""
+    per_class = max(1, int(np.ceil(fraction * spec.cls_train - 1e-9)))
+    names = []
+    for category, name in enumerate(CLASS_NAMES):
+        order = np.random.default_rng([spec.seed, SPLITS["cls_train"], category, 3]).permutation(spec.cls_train)
+        names += [f"{name}_{i:05d}.jpg" for i in sorted(order[:per_class])]
+    return names
+
+
+def _write_classification(spec: ToyWorldSpec, root: Path, progress: Callable[[str, int, int], None]) -> None:
+    for split, per_class in (("train", spec.cls_train), ("val", spec.cls_val)):
+        total, done = per_class * len(CLASS_NAMES), 0
+        for category, name in enumerate(CLASS_NAMES):
+            folder = root / "classify" / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                _save_jpeg(_object_image(spec, f"cls_{split}", i, category), folder / f"{name}_{i:05d}.jpg")
+                done += 1
+                progress(f"cls {split}", done, total)
+    subsets = root / "classify" / "subsets"
+    subsets.mkdir()
+    for stem, fraction in SUBSETS.items():
+        (subsets / f"{stem}.txt").write_text("".join(f"{n}\n" for n in subset_names(spec, fraction)))
+
+
+def _classification_manifest(spec: ToyWorldSpec) -> dict:
+    classes = len(CLASS_NAMES)
+    return {"classes": list(CLASS_NAMES), "label": "object shape; colour and texture are drawn independently of "
+            "the class", "train_per_class": spec.cls_train, "val_per_class": spec.cls_val,
+            "chance_top1": round(100 / classes, 2), "chance_top5": round(100 * min(5, classes) / classes, 2),
+            "subsets": {stem: len(subset_names(spec, fraction)) for stem, fraction in SUBSETS.items()}}
 
 
 def _write_detection(spec: ToyWorldSpec, root: Path, split: str, progress: Callable[[str, int, int], None]) -> None:
@@ -191,6 +243,8 @@ def generate_toy_world(out: str | os.PathLike, spec: ToyWorldSpec | None = None,
         with atomic_directory(out, overwrite=action == "replace") as staging:
             if spec.count:
                 _write_pretrain(spec, staging, progress)
+            if spec.cls_train:
+                _write_classification(spec, staging, progress)
             if spec.det_train:
                 _write_detection(spec, staging, "trainval", progress)
                 _write_detection(spec, staging, "test", progress)
@@ -201,7 +255,9 @@ def generate_toy_world(out: str | os.PathLike, spec: ToyWorldSpec | None = None,
                 "classes": list(CLASS_NAMES),
                 "splits": {"pretrain": spec.count, "voc_2007_trainval": spec.det_train,
                            "voc_2007_test": spec.det_test, "coco_train2017": spec.det_train,
-                           "coco_val2017": spec.det_test},
+                           "coco_val2017": spec.det_test, "classify_train": spec.cls_train * len(CLASS_NAMES),
+                           "classify_val": spec.cls_val * len(CLASS_NAMES)},
+                **({"classify": _classification_manifest(spec)} if spec.cls_train else {}),
                 "seconds": round(time.perf_counter() - start, 2),
             }
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from results.aggregate import build_report, collect, noise_verdict, summarize_task
+from results.aggregate import build_report, noise_verdict, summarize_task
 from results.published import load_published
+from results.runs import collect
 from tests.conftest import make_record, write_record
 
 T4 = 2.776445105  # t_{0.975, 4}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from results.aggregate import build_report, collect
+from results.aggregate import build_report
 from results.plots import plot_stem, write_plots
 from results.published import load_published
+from results.runs import collect
 from tests.conftest import make_record, write_record
 
 

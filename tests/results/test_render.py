@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from results.aggregate import build_report, collect
+from results.aggregate import build_report
 from results.published import load_published
 from results.render import (
     FORMATS,
@@ -22,6 +22,7 @@ from results.render import (
     to_latex,
     to_markdown,
 )
+from results.runs import collect
 from tests.conftest import make_record, write_record
 
 NUMBER = re.compile(r"[+-]?\d+\.\d+")

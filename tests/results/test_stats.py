@@ -96,3 +96,11 @@ def test_welch_needs_two_values_and_some_spread():
     assert welch_interval([1.0], [1.0, 2.0]) is None
     assert welch_interval([1.0, 1.0], [2.0, 2.0]) is None
     assert welch_interval([1.0, 1.0], [2.0, 2.5]) is not None
+
+
+def test_identical_values_have_exactly_no_spread():
+    """fsum([0.1] * 3) / 3 is 0.10000000000000002: a naive mean would give a std of ~1e-17 and a zero-width CI."""
+    assert mean_std([0.1, 0.1, 0.1]) == (0.1, 0.0)
+    assert mean_std([0.1]) == (0.1, None)
+    assert welch_interval([0.1] * 3, [0.2] * 3) is None
+    assert welch_interval([0.1] * 3, [0.2, 0.3, 0.4]).df == pytest.approx(2.0)

@@ -161,3 +161,38 @@ def _torchvision_outputs(backbone: MappedBackbone, dst: Path | None,
         return []
     payload = torchvision_payload(backbone.tensors, counters, list(reference_shapes(backbone.arch.depth)))
     return [(dst, torch_writer(payload))]
+
+
+def backbone_state_dict(src: str | Path, fmt: str | None = None, *, dino_branch: str = "teacher",
+                        trust_pickle: bool = False
+                        ) -> tuple[dict[str, torch.Tensor], ConversionReport, dict[str, Any]]:
+    """The ResNet backbone in ``src`` as an in-memory torchvision state dict (no fc), its report, its provenance.
+
+    Why in memory: the classification tasks build a torchvision ResNet and
+    need no file. Same reading, detection and 100 %-coverage check as
+    :func:`convert_checkpoint` (``to="torchvision"``), same refusal of
+    MSRA/Caffe-style weights. ``report.settings`` holds the architecture keys
+    (``MODEL.RESNETS.DEPTH``); the third value is ``{"method", "pretrain_epochs"}``
+    of one of this project's checkpoints (empty for any other file).
+    """
+    if dino_branch not in DINO_BRANCHES:
+        raise UserError(f"--dino-branch must be one of {', '.join(DINO_BRANCHES)}, not {dino_branch!r}")
+    src = Path(src)
+    loaded = load_checkpoint(src, trust_pickle=trust_pickle)
+    found = detect(loaded.obj, fmt, dino_branch)
+    backbone = map_backbone(found.flat, found.layout, found.classified)
+    style = input_style(loaded.obj, src) if found.layout.name == "detectron2" else dict(TORCHVISION_STYLE)
+    settings = with_arch(style, backbone.arch.depth)
+    _refuse_non_torchvision_style(settings, src)
+    report = ConversionReport(
+        input_path=str(src), input_sha256=loaded.sha256, format=found.layout.name,
+        format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,
+        mapped=len(backbone.tensors), expected=len(required_names(backbone.arch.depth)),
+        output_kind=OUTPUT_KINDS["torchvision"], container=" -> ".join(found.container) or "top level",
+        ignored_entries=found.ignored_entries,
+    )
+    report.settings = settings
+    counters, report.filled = _torchvision_counters(backbone)
+    report.dropped = backbone.drops.groups()
+    state = torchvision_payload(backbone.tensors, counters, list(reference_shapes(backbone.arch.depth)))
+    return state, report, _pretraining_label(loaded.obj)

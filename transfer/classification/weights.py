@@ -1,0 +1,104 @@
+"""``--weights`` for a classification task: a torchvision ResNet-50 backbone, a label, its epochs.
+
+Why not :mod:`transfer.weights`: that module prepares detectron2 files (and
+imports detectron2); a classification task builds a torchvision ResNet-50 in
+memory. The checks are the same: every file goes through the converter's
+100 %-coverage check, the depth must be 50, and MSRA/Caffe-style weights
+(BGR input, stride in the 1x1 conv) are refused, because a torchvision
+network would compute something else with them.
+
+``--weights`` may be ``random`` (torchvision's initialisation under the run's
+seed), or any checkpoint the converter reads, including a detectron2 ``.pkl``
+written by ``synco convert`` (its sidecar says torchvision style).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+import yaml
+
+from synco.common.errors import UserError
+from transfer.convert.api import backbone_state_dict
+from transfer.convert.settings import sidecar_path
+
+PROTOCOL_DEPTH = 50
+_SUFFIX = re.compile(r"(\.pth\.tar|\.pth|\.pt|\.ckpt|\.tar|\.bin|\.torch|\.pkl)$")
+
+
+@dataclass
+class BackboneWeights:
+    """A ResNet-50 backbone (torchvision names, no fc) and what the run record says about it."""
+
+    state_dict: dict[str, torch.Tensor]
+    path: str  # what the user gave ("random" or the file)
+    sha256: str | None
+    method: str
+    pretrain_epochs: int | None
+    digest: str  # what the feature cache is keyed by: the file's sha256, or "random:<seed>"
+
+    def record(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256}
+
+
+def file_label(path: Path) -> str:
+    """``mocov2_800ep.pth.tar`` -> ``mocov2_800ep``."""
+    return _SUFFIX.sub("", path.name) or path.name
+
+
+def label(weights: str, method: str | None) -> str:
+    """The method label known without reading the weights: ``--method``, else the file name."""
+    return method or (weights if weights in ("random", "msra") else file_label(Path(weights)))
+
+
+def random_backbone(seed: int) -> dict[str, torch.Tensor]:
+    """torchvision's ResNet-50 initialisation drawn under ``seed`` (the random-init row), without fc."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        state = torchvision.models.resnet50().state_dict()
+    return {name: tensor for name, tensor in state.items() if not name.startswith("fc.")}
+
+
+def _sidecar_provenance(path: Path) -> dict[str, Any]:
+    """Method and epochs the converter recorded for a ``.pkl`` (its sidecar's ``source``)."""
+    try:
+        source = (yaml.safe_load(sidecar_path(path).read_text()) or {}).get("source")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+    return source if isinstance(source, dict) else {}
+
+
+def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickle: bool = False) -> BackboneWeights:
+    """Resolve ``--weights`` (see the module docstring); UserError for anything but a full ResNet-50."""
+    if spec == "random":
+        return BackboneWeights(random_backbone(seed), "random", None, method or "random", None, f"random:{seed}")
+    if spec == "msra":
+        raise UserError("--weights msra is detectron2's Caffe2 R-50 (BGR input, stride in the 1x1 conv), not a "
+                        "torchvision network, so a classification task cannot use it; give a torchvision-style "
+                        "checkpoint")
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise UserError(f"weights not found: {spec}; give a checkpoint file or 'random'")
+    path = path.resolve()
+    state, report, provenance = backbone_state_dict(path, trust_pickle=trust_pickle)
+    depth = report.settings.get("MODEL.RESNETS.DEPTH")
+    if depth != PROTOCOL_DEPTH:
+        raise UserError(f"{path} holds a ResNet-{depth}; the protocol is a ResNet-50, so these weights cannot be "
+                        "compared with the papers' numbers")
+    if not provenance and path.suffix == ".pkl":
+        source = _sidecar_provenance(path)
+        provenance = {"method": source.get("method"), "pretrain_epochs": source.get("pretrain_epochs")}
+        if not isinstance(provenance["method"], str):
+            provenance = {}
+        fallback = file_label(Path(str(source["path"]))) if source.get("path") else file_label(path)
+    else:
+        fallback = file_label(path)
+    epochs = provenance.get("pretrain_epochs")
+    epochs = epochs if isinstance(epochs, int) and epochs > 0 else None
+    return BackboneWeights(state, str(path), report.input_sha256, method or provenance.get("method") or fallback,
+                           epochs, report.input_sha256)

@@ -1,0 +1,281 @@
+"""``run_detection``: fine-tune a checkpoint on a detection task exactly as the papers did, and record it.
+
+Why the steps are in this order: everything that can be wrong with the
+user's input (task, overrides, dataset folders, weights) is checked before
+the first process starts or the first checkpoint is written, each with one
+clear message that also lands in the run record when there is an output
+folder. Then detectron2's ``launch`` starts one process per GPU (or runs
+in-process on CPU) and :func:`_worker` trains, evaluates and writes the
+final record from rank 0.
+
+Re-running a finished run (status ``complete``, same config hash) is a no-op
+that returns the existing record; ``force=True`` starts over, ``resume=True``
+continues an interrupted or failed run from detectron2's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import detectron2
+import torch
+from detectron2.engine import launch
+from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
+
+from synco.common.atomic import atomic_write_text
+from synco.common.errors import UserError
+from transfer.detection.coco_fast import faster_coco_eval_version, faster_cocoeval_class
+from transfer.detection.datasets import check_contents, check_layout, default_root, register_datasets
+from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
+from transfer.detection.run_config import build_config, config_dump, diff_dumps, protocol_deviations
+from transfer.errors import TransferFailed
+from transfer.record import RunRecord, read_record, write_record
+from transfer.tasks import Task, get_task
+from transfer.versions import base_versions
+from transfer.weights import PROTOCOL_DEPTH, file_label, prepare_weights
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT_ROOT = Path("runs/transfer")
+_D2_ARTEFACTS = ("last_checkpoint", "model_*.pth", "metrics.json", "events.out.tfevents.*", "inference")
+
+
+@dataclass
+class TransferJob:
+    """What each training process receives (picklable: it crosses ``launch``'s process spawn)."""
+
+    task: str
+    cfg: Any  # frozen CfgNode
+    dataset_root: str
+    record: RunRecord
+    resume: bool
+    console: bool
+
+
+def versions() -> dict[str, str]:
+    """What produced a number: recorded in every run record."""
+    return {**base_versions(), "detectron2": detectron2.__version__}
+
+
+def _label(weights: str, method: str | None) -> str:
+    """The method label known without reading the weights: ``--method``, else the file name."""
+    return method or (weights if weights in ("random", "msra") else file_label(Path(weights)))
+
+
+def default_output(task: str, weights: str, method: str | None, seed: int) -> Path:
+    return DEFAULT_OUTPUT_ROOT / task / f"{_label(weights, method)}-seed{seed}"
+
+
+def _devices(num_gpus: int | None, amp: bool) -> tuple[str, int]:
+    cuda = torch.cuda.is_available()
+    if num_gpus is None:
+        num_gpus = max(torch.cuda.device_count(), 1) if cuda else 1
+    if num_gpus < 1:
+        raise UserError(f"--num-gpus must be at least 1, got {num_gpus}")
+    if not cuda and num_gpus > 1:
+        raise UserError(f"--num-gpus {num_gpus} needs CUDA GPUs; none is available (CPU runs use one process)")
+    if amp and not cuda:
+        raise UserError("--amp (detectron2's AMPTrainer, float16) needs a CUDA GPU")
+    return ("cuda" if cuda else "cpu"), num_gpus
+
+
+def _clear_detectron2_outputs(output: Path) -> None:
+    """``force``: a fresh run must not resume from, or append to, the previous one's files."""
+    for pattern in _D2_ARTEFACTS:
+        for path in output.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _check_existing(existing: RunRecord | None, sha: str, dump: str, output: Path, *,
+                    resume: bool, force: bool) -> bool:
+    """True if the run in ``output`` is already complete with this config (nothing to do)."""
+    if existing is None or force:
+        return False
+    same = existing.config.get("sha256") == sha
+    if existing.status == "complete":
+        if same:
+            return True
+        changes = diff_dumps(existing.config["dump"], dump)
+        raise UserError(f"{output} holds a complete run of another config ({changes}); "
+                        "choose another --output, or pass --force to replace it")
+    if resume and existing.config.get("dump") and not same:
+        raise UserError(f"cannot resume: {output} was started with another config "
+                        f"({diff_dumps(existing.config['dump'], dump)}); use the same settings, or --force")
+    status = existing.status
+    if not resume and (status == "running" or (output / "last_checkpoint").is_file()):
+        raise UserError(f"{output} holds an unfinished run (status {status}: still running, stopped or failed); "
+                        "pass --resume to continue it or --force to start over")
+    return False
+
+
+def _early_failure(output: Path, existing: RunRecord | None, force: bool, task: str, seed: int,
+                   error: str, world_size: int, label: str) -> None:
+    """Record a failure that happened before training, unless that would hide a finished result."""
+    if existing is not None and existing.status == "complete" and not force:
+        return
+    record = RunRecord("running", None, task, label, None, seed, world_size=world_size, versions=versions())
+    write_record(output, record.finished("failed", error=error))
+
+
+def run_detection(task: str, weights: str, output: str | Path | None = None, *, num_gpus: int | None = None,
+                 num_machines: int = 1, machine_rank: int = 0, dist_url: str = "auto", seed: int = 0,
+                 resume: bool = False, force: bool = False, amp: bool = False, method: str | None = None,
+                 evaluator: str = "pycocotools", dataset_root: str | Path | None = None,
+                 lr_synco_repo: bool = False, opts: list[str] | None = None, trust_pickle: bool = False,
+                 console: bool = True, pretrain_epochs: int | None = None) -> RunRecord:
+    """Fine-tune ``weights`` on ``task``; returns the run record (also in ``OUTPUT/run_record.json``).
+
+    Raises ``UserError`` for bad input (the record says why, when ``output``
+    exists), ``TransferFailed`` when training fails (NaN loss, ...), and lets
+    ``KeyboardInterrupt`` through after recording ``interrupted``.
+    """
+    spec = get_task(task)
+    device, num_gpus = _devices(num_gpus, amp)
+    if num_machines > 1 and dist_url == "auto":
+        raise UserError("--num-machines > 1 needs --dist-url tcp://HOST:PORT of machine 0, the same on every machine")
+    output = Path(output) if output else default_output(spec.name, weights, method, seed)
+    output.mkdir(parents=True, exist_ok=True)
+    output = output.resolve()  # OUTPUT_DIR and MODEL.WEIGHTS in the config (and its hash) are absolute
+    with run_logging(output, machine_rank * num_gpus, console=console):
+        return _run(spec, weights, output, device=device, num_gpus=num_gpus, num_machines=num_machines,
+                    machine_rank=machine_rank, dist_url=dist_url, seed=seed, resume=resume, force=force, amp=amp,
+                    method=method, evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo,
+                    opts=opts, trust_pickle=trust_pickle, console=console, pretrain_epochs=pretrain_epochs)
+
+
+def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, num_machines: int,
+         machine_rank: int, dist_url: str, seed: int, resume: bool, force: bool, amp: bool, method: str | None,
+         evaluator: str, dataset_root: str | Path | None, lr_synco_repo: bool, opts: list[str] | None,
+         trust_pickle: bool, console: bool, pretrain_epochs: int | None = None) -> RunRecord:
+    world_size = num_gpus * num_machines
+    existing = read_record(output)
+    writes_record = machine_rank == 0
+    try:
+        root = Path(dataset_root) if dataset_root else default_root(spec)
+        common = dict(output_dir=str(output), seed=seed, device=device, amp=amp, evaluator=evaluator,
+                      lr_synco_repo=lr_synco_repo, opts=opts)
+        draft = build_config(spec, weights="", input_settings={}, **common)  # overrides and datasets, early
+        if len(draft.DATASETS.TEST) != 1:
+            raise UserError(f"a run evaluates one test set (its record has one set of metrics); "
+                            f"DATASETS.TEST is {list(draft.DATASETS.TEST)}")
+        if evaluator == "faster-coco-eval":
+            faster_cocoeval_class()  # not installed: say so now, not after training
+        check_layout(spec, [*draft.DATASETS.TRAIN, *draft.DATASETS.TEST], root)
+        prepared = prepare_weights(weights, output / "weights", method=method, trust_pickle=trust_pickle)
+        cfg = build_config(spec, weights=prepared.model_weights, input_settings=prepared.input_settings, **common)
+        if cfg.MODEL.RESNETS.DEPTH != PROTOCOL_DEPTH:
+            raise UserError(f"depth mismatch: the weights are a ResNet-{PROTOCOL_DEPTH}, the config asks for "
+                            f"MODEL.RESNETS.DEPTH {cfg.MODEL.RESNETS.DEPTH}; the protocol is R50-C4")
+        dump, sha = config_dump(cfg)
+        if _check_existing(existing, sha, dump, output, resume=resume, force=force):
+            logger.warning("%s: already complete with this config; not re-running (pass --force to redo it)",
+                           output)
+            return existing
+    except UserError as exc:
+        if writes_record:
+            _early_failure(output, existing, force, spec.name, seed, str(exc), world_size, _label(weights, method))
+        raise
+    if force and not resume:
+        _clear_detectron2_outputs(output)
+    epochs = pretrain_epochs if pretrain_epochs is not None else prepared.pretrain_epochs  # the caller knows best
+    extra = {"faster_coco_eval": faster_coco_eval_version()} if evaluator == "faster-coco-eval" else {}
+    record = RunRecord("running", None, spec.name, prepared.method, epochs, seed, weights=prepared.record(),
+                       config={"dump": dump, "sha256": sha},
+                       protocol_deviations=protocol_deviations(cfg, spec, prepared.input_settings),
+                       world_size=world_size, versions={**versions(), **extra},
+                       iterations={"done": 0, "planned": cfg.SOLVER.MAX_ITER})
+    logger.info("transfer %s: weights %s (%s, %s pretraining epochs), world size %d, versions %s",
+                spec.name, prepared.path, prepared.method, prepared.pretrain_epochs, world_size, record.versions)
+    for key, change in record.protocol_deviations.items():
+        logger.warning("protocol deviation %s: expected %r, actual %r", key, change["expected"], change["actual"])
+    if writes_record:
+        atomic_write_text(output / "config.yaml", dump)
+        write_record(output, record)
+    job = TransferJob(spec.name, cfg, str(root), record, resume, console)
+    _launch(job, num_gpus, num_machines, machine_rank, dist_url)
+    final = read_record(output) if writes_record else record
+    if final is not None and final.status == "failed":
+        raise TransferFailed(final.error or "the run failed", final)
+    return final or record
+
+
+def _launch(job: TransferJob, num_gpus: int, num_machines: int, machine_rank: int, dist_url: str) -> None:
+    if num_gpus * num_machines == 1:
+        _worker(job)  # in-process: exceptions (and Ctrl-C) arrive as they are
+        return
+    try:
+        launch(_worker, num_gpus, num_machines=num_machines, machine_rank=machine_rank, dist_url=dist_url,
+               args=(job,))
+    except Exception as exc:  # noqa: BLE001 - a worker's failure is in the record rank 0 wrote
+        record = read_record(job.cfg.OUTPUT_DIR) if machine_rank == 0 else None
+        if record is not None and record.status in ("failed", "interrupted"):
+            raise TransferFailed(record.error or str(exc), record) from exc
+        raise
+
+
+def _worker(job: TransferJob) -> None:
+    """One training process: register data, train, evaluate; rank 0 writes the final record."""
+    cfg, rank = job.cfg, comm.get_rank()
+    task: Task = get_task(job.task)
+    record, trainer = job.record, None
+
+    def end(status: str, error: str | None = None, metrics: dict[str, Any] | None = None) -> RunRecord:
+        done = trainer.iterations_done if trainer is not None else record.iterations["done"]
+        final = record.finished(status, done=done, metrics=metrics, error=error)
+        if rank == 0:
+            write_record(cfg.OUTPUT_DIR, final)
+        return final
+
+    with contextlib.ExitStack() as stack:
+        if comm.get_world_size() > 1:  # a spawned process: the parent's log handlers are not here
+            stack.enter_context(run_logging(cfg.OUTPUT_DIR, rank, console=job.console))
+        stdout = stack.enter_context(contextlib.closing(StdoutToLog(logging.getLogger("transfer.stdout"))))
+        stack.enter_context(contextlib.redirect_stdout(stdout))
+        try:
+            seed_all_rng(cfg.SEED + rank)
+            register_datasets(task, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], Path(job.dataset_root))
+            if rank == 0:  # every rank would find the same; one copy of a big COCO json in memory is enough
+                check_contents(list(cfg.DATASETS.TRAIN), list(cfg.DATASETS.TEST), cfg.MODEL.ROI_HEADS.NUM_CLASSES)
+            trainer = TransferTrainer(cfg)
+            trainer.resume_or_load(resume=job.resume)
+            record = record.with_done(trainer.iterations_done)
+            if rank == 0:
+                write_record(cfg.OUTPUT_DIR, record)
+            results = trainer.train()
+        except FloatingPointError:
+            # detectron2's SimpleTrainer raises this when the summed losses are not finite.
+            message = f"loss became NaN or infinite at iteration {trainer.iterations_done if trainer else 0}"
+            raise TransferFailed(message, end("failed", message)) from None
+        except KeyboardInterrupt:
+            end("interrupted", f"interrupted after {trainer.iterations_done if trainer else 0} iterations; "
+                               "continue with --resume (from the last checkpoint)")
+            raise
+        except UserError as exc:
+            end("failed", str(exc))
+            raise
+        except Exception as exc:
+            end("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        if rank != 0:
+            return  # evaluators gather to rank 0; the others have no results to record
+        if not results:
+            message = "training ended without an evaluation"
+            raise TransferFailed(message, end("failed", message))
+        end("complete", metrics=results)
+        _prune_periodic_checkpoints(Path(cfg.OUTPUT_DIR))
+
+
+def _prune_periodic_checkpoints(output: Path) -> None:
+    """A complete run needs only ``model_final.pth``: the periodic ones were for resuming
+    (a toy or a 24k run would otherwise keep several 300 MB files per run)."""
+    final = output / "model_final.pth"
+    if not final.is_file():
+        return
+    for path in output.glob("model_[0-9]*.pth"):
+        path.unlink(missing_ok=True)
