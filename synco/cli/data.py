@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="generate datasets (the toy world)")
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
-    toy = kinds.add_parser("toy", help="write the procedural toy world: ImageFolder + classification + PASCAL VOC + COCO")
+    toy = kinds.add_parser("toy", help="write the procedural toy world: pretraining, classification, VOC and COCO sets")
     toy.add_argument("--out", type=Path, required=True, help="folder to create")
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument("--size", type=int, default=128, help="image side in pixels (detection images are wider)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from transfer.tasks import TASKS
 
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
         pretrain_epochs=args.pretrain_epochs,
     )
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, one summary (rank 0's) is enough
     summary = {column: round(value, 2) for column, value in record.metric_values().items()}
     unit = "iterations" if TASKS[record.task].detection else "epochs"
     print(f"{record.status}: {record.task} {record.method} "

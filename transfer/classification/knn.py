@@ -15,10 +15,10 @@ import torch
 
 from synco.common.errors import UserError
 from synco.pretrain.knn import bank_bytes, knn_accuracy
+from transfer.classification.data import ImageDataset
 from transfer.classification.features import FEATURE_DIM, cache_key, cached, extract
 from transfer.classification.linear import frozen_backbone
 from transfer.classification.loop import Job
-from transfer.classification.data import ImageDataset
 
 logger = logging.getLogger(__name__)
 GIB = 1024 ** 3

@@ -20,9 +20,9 @@ import torch.distributed as dist
 
 from synco.common.atomic import atomic_write_files
 from transfer.classification.data import ClassificationData
-from transfer.classification.errors import TransferFailed
 from transfer.classification.protocol import Protocol
 from transfer.classification.weights import BackboneWeights
+from transfer.errors import TransferFailed
 
 # Called as hook(task_kind, epochs_done) after every epoch's checkpoint is on disk (tests stop runs here).
 EPOCH_HOOKS: list[Callable[[str, int], None]] = []

@@ -30,7 +30,6 @@ from synco import __version__
 from synco.common.atomic import atomic_write_text
 from synco.common.errors import UserError
 from transfer.classification.data import check_dataset
-from transfer.classification.errors import TransferFailed
 from transfer.classification.knn import check_bank_memory, run_knn
 from transfer.classification.linear import CHECKPOINT, run_linear
 from transfer.classification.loop import Job, rank_world
@@ -38,6 +37,7 @@ from transfer.classification.protocol import differing_keys, load_protocol, prot
 from transfer.classification.semisup import run_semisup
 from transfer.classification.weights import label, load_weights
 from transfer.dataset_layout import classification_root
+from transfer.errors import TransferFailed
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
 
@@ -82,6 +82,8 @@ def _check_existing(existing: RunRecord | None, record: RunRecord, output: Path,
     if existing.weights.get("sha256") != record.weights["sha256"] or existing.weights.get("path") != \
             record.weights["path"]:
         changes.append(f"weights: {existing.weights.get('path')} -> {record.weights['path']}")
+    if existing.task != record.task:
+        changes.insert(0, f"task: {existing.task} -> {record.task}")
     if existing.seed != record.seed:
         changes.append(f"seed: {existing.seed} -> {record.seed}")
     if existing.status == "complete":
@@ -97,6 +99,14 @@ def _check_existing(existing: RunRecord | None, record: RunRecord, output: Path,
         raise UserError(f"{output} holds an unfinished run (status {existing.status}); "
                         "pass --resume to continue it or --force to start over")
     return False
+
+
+def _worth_keeping(existing: RunRecord | None, output: Path, force: bool) -> bool:
+    """A record an early failure must not overwrite: a complete result, or a run that can still be resumed."""
+    if existing is None or force:
+        return False
+    return existing.status == "complete" or bool(existing.iterations.get("done")) or \
+        any((output / name).exists() for name in _ARTEFACTS)
 
 
 def _prepare(spec: Task, weights: str, *, seed: int, method: str | None, dataset_root, opts, trust_pickle: bool,
@@ -138,6 +148,8 @@ def _logging(output: Path, console: bool, rank: int):
         handlers.append(logging.FileHandler(output / "log.txt", encoding="utf-8"))
         if console:
             handlers.append(logging.StreamHandler(sys.stderr))
+    else:  # other ranks log nothing (without a handler, Python's last resort would print their warnings)
+        handlers.append(logging.NullHandler())
     for handler in handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
         logger.addHandler(handler)
@@ -183,6 +195,8 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
          pretrain_epochs: int | None) -> RunRecord:
     """Why long: the record's lifecycle (check, write running, run, write the end) reads best in one piece."""
     existing = read_record(output)
+    if world > 1:  # every rank reads the record as it was, before rank 0 writes "running" over it
+        dist.barrier()
     try:
         protocol, data, prepared = _prepare(spec, weights, seed=seed, method=method, dataset_root=dataset_root,
                                             opts=opts, trust_pickle=trust_pickle, device=device)
@@ -196,7 +210,7 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
                            output)
             return existing
     except UserError as exc:
-        if rank == 0 and not (existing is not None and existing.status == "complete" and not force):
+        if rank == 0 and not _worth_keeping(existing, output, force):
             failed = RunRecord("running", None, spec.name, label(weights, method), None, seed, world_size=world,
                                versions=versions())
             write_record(output, failed.finished("failed", error=str(exc)))

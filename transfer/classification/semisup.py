@@ -7,14 +7,30 @@ momentum 0.9, wd 1e-6 on every parameter, cosine over ``EPOCHS`` set once per
 epoch, RandomResizedCrop + flip on the subset's images, val with resize and
 centre crop.
 
-The sweep is the task: every backbone lr is run, every point (val top-1 and
-top-5 after the last epoch) is kept in ``details["sweep"]``, and the best
-val top-1 (the first in the list on a tie) is the task's result and
-``details["chosen"]``. As in SynCo's scripts, the selection is on val (there
-is no separate held-out split). Each point lives in
-``OUTPUT/sweep/<i>-lr<lr>/``: a checkpoint every ``CHECKPOINT_PERIOD`` epochs (model and
-optimizer: ~200 MB, most of a toy epoch's time to write) while it runs, then
-``point.json``; a resume keeps finished points and continues the running one.
+A point's number is what main_semisup.py reports (S = giakoumoglou/synco@79a9c42
+main_semisup.py): it validates after every epoch (S:318) and keeps the best
+val top-1 over the epochs, ``best_acc1`` (S:321-322); ``is_best`` is a strict
+``>``, so on a tie the earliest epoch is the best (its ``model_best`` file,
+S:440-441). The script tracks no best top-5: the top-5 that goes with
+``best_acc1`` is the one printed in the same epoch (S:431), the top-5 of the
+``model_best`` checkpoint. (Barlow Twins' evaluate.py, which S was adapted
+from, takes the two maxima separately; S does not.) So a point's ``top1`` /
+``top5`` are the best epoch's, ``best_epoch`` says which epoch (1-based), and
+``last_top1`` / ``last_top5`` the last epoch's, which is not a maximum over
+noisy val evaluations. On ImageNet this costs one val pass per epoch, as it
+did in the paper's runs.
+
+The sweep is the task: every backbone lr is run, every point is kept in
+``details["sweep"]``, and the best val top-1 (the first in the list on a tie)
+is the task's result and ``details["chosen"]``. As in SynCo's scripts, the
+selection is on val (there is no separate held-out split). Each point lives in
+``OUTPUT/sweep/<i>-lr<lr>/``: ``val.json`` (every epoch's val top-1/top-5,
+rewritten atomically after each epoch, before the checkpoint), a checkpoint
+every ``CHECKPOINT_PERIOD`` epochs (model and optimizer: ~200 MB, most of a toy
+epoch's time to write) while it runs, then ``point.json``. A resume keeps
+finished points and continues the running one from its checkpoint with the
+first ``epoch`` entries of ``val.json``, so it reports what a run that never
+stopped reports.
 """
 
 from __future__ import annotations
@@ -29,6 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from synco.common.atomic import atomic_write_json
+from synco.common.errors import UserError
 from transfer.classification.data import ImageDataset, epoch_order
 from transfer.classification.features import precision, resnet50, to_device
 from transfer.classification.linear import new_classifier
@@ -47,6 +64,7 @@ from transfer.classification.loop import (
 )
 
 logger = logging.getLogger(__name__)
+VAL_HISTORY = "val.json"  # per point: every epoch's val top-1 / top-5
 
 
 def point_dir(output: Path, index: int, lr: float) -> Path:
@@ -72,7 +90,7 @@ def _optimizer(job: Job, model: nn.Module, backbone_lr: float) -> tuple[torch.op
     return optimizer, bases
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(job: Job, model: nn.Module) -> dict[str, float]:
     """Val top-1 / top-5 (%) of ``model`` in eval mode."""
     model.eval()
@@ -107,29 +125,58 @@ def _train_epoch(job: Job, model: nn.Module, optimizer: torch.optim.Optimizer, d
     return float(loss.detach())
 
 
+def official_point(history: list[dict[str, float]]) -> dict[str, float | int]:
+    """What main_semisup.py reports for a point from its per-epoch val ``{"top1", "top5"}`` (see the docstring).
+
+    The best epoch is the first with the highest top-1 (S:321's strict ``>``);
+    ``top5`` is that epoch's, not the best top-5.
+    """
+    if not history:
+        raise ValueError("a point needs at least one validated epoch")
+    best = max(range(len(history)), key=lambda epoch: (history[epoch]["top1"], -epoch))
+    return {"top1": history[best]["top1"], "top5": history[best]["top5"], "best_epoch": best + 1,
+            "last_top1": history[-1]["top1"], "last_top5": history[-1]["top5"]}
+
+
+def _resumed_history(folder: Path, start: int) -> list[dict[str, float]]:
+    """The val results of the ``start`` epochs a checkpoint holds (``val.json`` is written before it)."""
+    path = folder / VAL_HISTORY
+    history = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    if len(history) < start:
+        raise UserError(f"cannot resume {folder}: its checkpoint is after epoch {start}, but {path} holds the val "
+                        f"results of {len(history)} epochs; pass --force to start over")
+    return [{"top1": entry["top1"], "top5": entry["top5"]} for entry in history[:start]]
+
+
 def run_point(job: Job, index: int, backbone_lr: float, done_before: int, *, resume: bool) -> dict:
-    """Fine-tune with one backbone lr (continuing its checkpoint when resuming); its sweep point."""
+    """Fine-tune with one backbone lr, validating after every epoch (continuing its checkpoint when resuming);
+    its sweep point."""
     p, folder = job.protocol, point_dir(job.output, index, backbone_lr)
     model = _model(job)
     trained = DistributedDataParallel(model) if rank_world()[1] > 1 else model
     optimizer, bases = _optimizer(job, model, backbone_lr)
-    start, state = 0, load_checkpoint(folder / "checkpoint.pth") if resume else None
+    start, history, state = 0, [], load_checkpoint(folder / "checkpoint.pth") if resume else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = state["epoch"]
+        history = _resumed_history(folder, start)
         logger.info("semisup: backbone lr %g resumes after epoch %d", backbone_lr, start)
     dataset = ImageDataset(job.data.train, p, train=True, seed=job.seed)
     for epoch in range(start, p["TRAIN.EPOCHS"]):
         set_lrs(optimizer, bases, lr_factor(p, epoch))
         loss = _train_epoch(job, trained, optimizer, dataset, epoch)
+        history.append(evaluate(job, model))  # S:318, after every epoch
+        if rank_world()[0] == 0:
+            atomic_write_json(folder / VAL_HISTORY, [{"epoch": number, **result}
+                                                     for number, result in enumerate(history, 1)])
         if (epoch + 1) % p["CHECKPOINT_PERIOD"] == 0 and epoch + 1 < p["TRAIN.EPOCHS"]:  # the last: point.json
             save_checkpoint(folder / "checkpoint.pth", {"model": model.state_dict(),
                                                         "optimizer": optimizer.state_dict(), "epoch": epoch + 1})
-        logger.info("semisup: backbone lr %g, epoch %d/%d, loss %.4f", backbone_lr, epoch + 1, p["TRAIN.EPOCHS"],
-                    loss)
+        logger.info("semisup: backbone lr %g, epoch %d/%d, loss %.4f, val top-1 %.2f top-5 %.2f", backbone_lr,
+                    epoch + 1, p["TRAIN.EPOCHS"], loss, history[-1]["top1"], history[-1]["top5"])
         job.epoch_done("semisup", done_before + epoch + 1)
-    point = {"backbone_lr": backbone_lr, "classifier_lr": p["TRAIN.CLASSIFIER_LR"], **evaluate(job, model),
+    point = {"backbone_lr": backbone_lr, "classifier_lr": p["TRAIN.CLASSIFIER_LR"], **official_point(history),
              "epochs_done": p["TRAIN.EPOCHS"]}
     if rank_world()[0] == 0:
         atomic_write_json(folder / "point.json", point)

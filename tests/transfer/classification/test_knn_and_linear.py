@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from synco.common.errors import UserError
+from tests.transfer.checkpoint_builders import synco_checkpoint
 from tests.transfer.classification.conftest import TINY
 from transfer.classification import knn as knn_module
 from transfer.classification.data import check_dataset
@@ -45,7 +46,8 @@ def test_knn_gives_the_exact_accuracy_of_hand_made_features(cls_root, tmp_path, 
 def test_knn_bank_that_does_not_fit_is_refused_up_front(cls_root, tmp_path, monkeypatch):
     monkeypatch.setattr(knn_module, "available_bytes", lambda device: 100 * 1024)
     output = tmp_path / "out"
-    with pytest.raises(UserError, match=r"the kNN bank of 24 images needs 0\.2 MiB, but only 0\.1 MiB of memory is available"):
+    with pytest.raises(UserError, match=r"the kNN bank of 24 images needs 0\.2 MiB, but only 0\.1 MiB of memory "
+                                        r"is available"):
         run_classification("toy-knn", "random", output, dataset_root=cls_root, opts=TINY, console=False)
     assert sorted(path.name for path in output.iterdir()) == ["log.txt", "run_record.json"]
     assert read_record(output).status == "failed"
@@ -95,4 +97,52 @@ def test_linear_probe_killed_then_resumed_ends_with_the_same_numbers(cls_root, t
                                  console=False)
     assert resumed.status == "complete" and resumed.iterations == {"done": 4, "planned": 4}
     assert resumed.metrics == through.metrics
-    assert resumed.protocol_deviations["CACHE_VIEWS"]["actual"] == int(views)
+    assert resumed.details["cache_views"] == int(views)
+
+
+def test_a_converted_checkpoint_gives_the_same_backbone_and_its_label(r50_file):
+    weights = load_weights(str(r50_file), seed=0)
+    reference = torch.load(r50_file, weights_only=True)
+    assert weights.method == "tv_r50" and weights.pretrain_epochs is None and weights.sha256
+    assert set(weights.state_dict) == {name for name in reference if not name.startswith("fc.")}
+    assert all(torch.equal(weights.state_dict[name], reference[name]) for name in weights.state_dict)
+
+
+def test_a_synco_convert_pkl_gives_the_same_backbone(r50_file, r50_pkl):
+    weights = load_weights(str(r50_pkl), seed=0)
+    reference = torch.load(r50_file, weights_only=True)
+    assert weights.method == "tv_r50"  # named after what was converted (the sidecar's source)
+    assert all(torch.equal(weights.state_dict[name], reference[name]) for name in weights.state_dict
+               if not name.endswith("num_batches_tracked"))
+
+
+def test_a_pretraining_checkpoint_gives_its_method_and_epochs(tmp_path):
+    fixture = synco_checkpoint("resnet50")
+    weights = load_weights(str(fixture.write(tmp_path)), seed=0)
+    assert (weights.method, weights.pretrain_epochs) == ("synco", 200)
+    assert all(torch.equal(weights.state_dict[name], fixture.source[name]) for name in fixture.source
+               if not name.startswith("fc.") and not name.endswith("num_batches_tracked"))
+
+
+def test_cached_views_covering_every_epoch_train_the_same_classifier_as_the_exact_protocol(cls_root, tmp_path):
+    """View v is the augmentation epoch v draws, so CACHE_VIEWS = EPOCHS is the exact protocol, computed once."""
+    opts = ["TRAIN.EPOCHS", "2", "TRAIN.BATCH_SIZE", "8", "TRAIN.LR", "0.1"]
+    fcs = []
+    for views in ("0", "2"):
+        job = _job(cls_root, tmp_path / views, "toy-linear", [*opts, "CACHE_VIEWS", views])
+        job.output.mkdir()
+        fit_linear(job, frozen_backbone(job))
+        fcs.append(torch.load(job.output / "linear_checkpoint.pth", weights_only=False)["fc"])
+    for name in fcs[0]:
+        torch.testing.assert_close(fcs[0][name], fcs[1][name], rtol=1e-4, atol=1e-5)
+
+
+def test_knn_then_linear_on_the_same_weights_share_the_val_features(cls_root, tmp_path, monkeypatch):
+    """The centre-crop features do not depend on CROP_SCALE (which only toy-linear sets): one cache entry."""
+    monkeypatch.setenv("SYNCO_FEATURE_CACHE", str(tmp_path / "cache"))
+    run_classification("toy-knn", "random", tmp_path / "knn", dataset_root=cls_root, opts=TINY, console=False)
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # the bank and val
+    run_classification("toy-linear", "random", tmp_path / "linear", dataset_root=cls_root, console=False,
+                       opts=[*TINY, "TRAIN.EPOCHS", "1", "TRAIN.BATCH_SIZE", "8", "CACHE_VIEWS", "1"])
+    assert len(list((tmp_path / "cache").iterdir())) == 3  # + one augmented view; val was reused
+    assert "reusing" in (tmp_path / "linear" / "log.txt").read_text()
