@@ -44,6 +44,8 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, **op
             if exc.name and exc.name.split(".")[0] == "detectron2":
                 raise UserError(_INSTALL_HINT) from None
             raise
+        if options.pop("feature_cache", None) is not None:
+            raise UserError(f"--feature-cache only applies to classification tasks; {task} is a detection task")
         return run_detection(task, weights, output, **options)
     wrong = [f"--{name.replace('_', '-')}" for name, neutral in _DETECTION_ONLY.items()
              if options.pop(name, neutral) != neutral]

@@ -71,6 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset-root", metavar="DIR", help="folder holding the datasets (see below)")
     parser.add_argument("--lr-synco-repo", action="store_true",
                         help="VOC: SOLVER.BASE_LR 0.01 as in SynCo's repository (MoCo's protocol: 0.02)")
+    parser.add_argument("--feature-cache", metavar="DIR",
+                        help="classification: folder of frozen-backbone features shared by runs "
+                             "(default: $SYNCO_FEATURE_CACHE, else OUTPUT/features)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow full unpickling of the weights (can run code; only for files you trust)")
     parser.add_argument("--quiet", action="store_true", help="log to OUTPUT/log.txt only")
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         dist_url=args.dist_url, seed=args.seed, resume=args.resume, force=args.force, amp=args.amp,
         method=args.method, evaluator=args.evaluator, dataset_root=args.dataset_root,
         lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
-        pretrain_epochs=args.pretrain_epochs,
+        pretrain_epochs=args.pretrain_epochs, feature_cache=args.feature_cache,
     )
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, one summary (rank 0's) is enough

@@ -145,6 +145,8 @@ def _transfer_stages(exp: Experiment, weights: dict[str, _Weights], dataset_root
                     args += ["--dataset-root", dataset_root]
                 if gpus:
                     args += ["--num-gpus", str(gpus)]
+                if not TASKS[task].detection:  # kNN, linear and their seeds share frozen-backbone features
+                    args += ["--feature-cache", str(exp.output / "features")]
                 for key, value in exp.transfer_overrides.get(task, {}).items():
                     args += [key, json.dumps(value) if isinstance(value, (list, tuple)) else str(value)]
                 task_deps = source.deps + (data_deps if TASKS[task].toy else ())

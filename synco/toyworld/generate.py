@@ -157,7 +157,7 @@ def _write_classification(spec: ToyWorldSpec, root: Path, progress: Callable[[st
 
 def _classification_manifest(spec: ToyWorldSpec) -> dict:
     classes = len(CLASS_NAMES)
-    return {"classes": list(CLASS_NAMES), "label": "object shape; colour and texture are drawn independently of "
+    return {"classes": list(CLASS_NAMES), "label": "object shape and texture; colour is drawn independently of "
             "the class", "train_per_class": spec.cls_train, "val_per_class": spec.cls_val,
             "chance_top1": round(100 / classes, 2), "chance_top5": round(100 * min(5, classes) / classes, 2),
             "subsets": {stem: len(subset_names(spec, fraction)) for stem, fraction in SUBSETS.items()}}

@@ -28,9 +28,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from synco.toyworld.scene import CLASS_NAMES, TEMPLATES, _background, _grid, _texture
-
-TEXTURES = ("stripes", "checker", "dots", "speckle", "radial", "plain")
+from synco.toyworld.scene import CLASS_NAMES, CLASSES, TEMPLATES, _background, _grid, _texture
 
 
 def _any_color(rng: np.random.Generator) -> np.ndarray:
@@ -58,14 +56,10 @@ def make_object_image(seed_seq: list[int] | tuple[int, ...], size: int, category
     ImageDraw.Draw(mask_img).polygon([tuple(p) for p in outline], fill=255)
     mask = np.asarray(mask_img) > 0
     ys, xs = _grid(size, size)
-    texture = TEXTURES[int(rng.integers(len(TEXTURES)))]
     colors = (_any_color(rng), _any_color(rng))
-    if texture == "plain":
-        weight = np.zeros((size, size), dtype=np.float32)
-    else:
-        radius = float(np.sqrt(mask.sum() / math.pi))
-        weight = _texture(texture, xs, ys, float(rng.uniform(2.0, 5.0)) * size / 64,
-                          float(rng.uniform(0, math.pi)), tuple(outline.mean(axis=0)), radius, rng)
+    radius = float(np.sqrt(mask.sum() / math.pi))
+    weight = _texture(CLASSES[category][2], xs, ys, float(rng.uniform(2.0, 5.0)) * size / 64,
+                      float(rng.uniform(0, math.pi)), tuple(outline.mean(axis=0)), radius, rng)
     fill = colors[0] * (1 - weight[..., None]) + colors[1] * weight[..., None]
     canvas[mask] = fill[mask].astype(np.uint8)
     _distractors(rng, canvas, size)
@@ -83,4 +77,4 @@ def _distractors(rng: np.random.Generator, canvas: np.ndarray, size: int) -> Non
     canvas[...] = np.asarray(image)
 
 
-__all__ = ["CLASS_NAMES", "TEXTURES", "make_object_image", "object_outline"]
+__all__ = ["CLASS_NAMES", "make_object_image", "object_outline"]

@@ -90,6 +90,14 @@ def test_the_schema_is_the_dataclass_and_round_trips(tmp_path):
     assert read_record(tmp_path) == record and load_record(tmp_path / "run_record.json") == record
 
 
+def test_a_record_from_before_details_existed_still_loads():
+    old = make_record(task="toy-voc")
+    del old["details"]
+    assert parse_record(old).details == {}
+    with pytest.raises(RecordError, match="details is not an object"):
+        parse_record({**old, "details": [1, 2]})
+
+
 def test_a_record_of_another_schema_version_is_refused_in_one_sentence(tmp_path):
     write_record(tmp_path, "old", make_record(schema="synco-bench/transfer-run/0"))
     with pytest.raises(UserError, match=r"is not a usable synco-bench/transfer-run/1 record \(schema is") as exc:

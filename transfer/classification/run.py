@@ -168,8 +168,11 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
                        resume: bool = False, force: bool = False, method: str | None = None,
                        dataset_root: str | Path | None = None, opts: list[str] | None = None,
                        trust_pickle: bool = False, console: bool = True, pretrain_epochs: int | None = None,
-                       num_gpus: int | None = None) -> RunRecord:
+                       num_gpus: int | None = None, feature_cache: str | Path | None = None) -> RunRecord:
     """Evaluate ``weights`` on a classification task; returns the run record (also ``OUTPUT/run_record.json``).
+
+    ``feature_cache``: a folder of frozen-backbone features shared by runs (entries are keyed by
+    content, so sharing is safe); default ``$SYNCO_FEATURE_CACHE``, else ``OUTPUT/features``.
 
     Raises ``UserError`` for bad input (recorded as ``failed`` unless that
     would hide a complete result), ``TransferFailed`` when training fails
@@ -187,12 +190,12 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
     with _logging(output, console, rank):
         return _run(spec, weights, output, device=device, rank=rank, world=world, seed=seed, resume=resume,
                     force=force, method=method, dataset_root=dataset_root, opts=opts, trust_pickle=trust_pickle,
-                    pretrain_epochs=pretrain_epochs)
+                    pretrain_epochs=pretrain_epochs, feature_cache=feature_cache)
 
 
 def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: int, world: int, seed: int,
          resume: bool, force: bool, method: str | None, dataset_root, opts, trust_pickle: bool,
-         pretrain_epochs: int | None) -> RunRecord:
+         pretrain_epochs: int | None, feature_cache: str | Path | None = None) -> RunRecord:
     """Why long: the record's lifecycle (check, write running, run, write the end) reads best in one piece."""
     existing = read_record(output)
     if world > 1:  # every rank reads the record as it was, before rank 0 writes "running" over it
@@ -237,7 +240,7 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
     if rank == 0:
         atomic_write_text(output / "config.yaml", record.config["dump"])
         write_record(output, record)
-    cache = Path(os.environ[FEATURE_CACHE_ENV]) if os.environ.get(FEATURE_CACHE_ENV) else output / "features"
+    cache = Path(feature_cache or os.environ.get(FEATURE_CACHE_ENV) or output / "features")
     job = Job(protocol, data, prepared, output, seed, device, cache, progress)
     logger.info("%s: weights %s (%s, %s pretraining epochs) on %s, world size %d", spec.name, prepared.path,
                 record.method, record.pretrain_epochs, device, world)
