@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # keeps `synco --help` fast: the pipeline (torch, pandas, matplotlib) loads only when the command runs
     from synco.pipeline import run_bench  # noqa: PLC0415
+    from synco.pipeline.summary import SIGNAL_HEADING  # noqa: PLC0415
 
     start = time.time()
     summary = run_bench(args.experiment, output=args.out)
@@ -35,5 +36,8 @@ def run(args: argparse.Namespace) -> int:
     if table.is_file():
         print()
         print(table.read_text())
+    report = Path(summary["report"]).read_text() if summary.get("report") else ""
+    if SIGNAL_HEADING in report:  # the criteria's verdict, as report.md states it
+        print(report[report.index(SIGNAL_HEADING):].split("\n## ")[0])
     print(f"demo finished in {time.time() - start:.0f}s; report: {summary['report']}", file=sys.stderr)
     return 1 if summary.get("failed") else 0

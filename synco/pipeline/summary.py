@@ -9,6 +9,7 @@ from pathlib import Path
 
 from results.curves import PLOT_NAME, curve_markdown, knn_curves, write_curves
 from results.export import export_tables
+from results.signal import signal_check, signal_markdown
 from synco.common.atomic import atomic_write_text
 from synco.pipeline.experiment import Experiment, load_experiment
 from synco.pipeline.manifest import Manifests
@@ -16,6 +17,9 @@ from synco.pipeline.plan import Stage, build_plan, override_args
 from synco.pretrain.config import load_config
 
 METRICS_FILE = "metrics.jsonl"  # what synco.pretrain.metrics_log writes into a pretraining run's folder
+
+SIGNAL_HEADING = "## Did pretraining show a signal?"
+
 
 def _fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
@@ -67,11 +71,21 @@ def write_report(exp: Experiment, stages: list[Stage], manifests: Manifests, out
         plots = [p for p in written if p.suffix == ".png"]
         if plots:
             lines += ["", "Plots: " + ", ".join(f"[{p.name}]({p.relative_to(exp.output)})" for p in plots)]
+    lines += _signal_section(report)
     curves, curve_files = _knn_section(exp, stages)
     lines += curves
     path = exp.output / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path, [str(p) for p in [*written, *curve_files]]
+
+
+def _signal_section(report) -> list[str]:
+    """The demo's criteria, for grids with a toy classification task and a random-init row."""
+    if report is None or not any(t.task in ("toy-linear", "toy-knn") for t in report.tables):
+        return []
+    return ["", SIGNAL_HEADING, "", signal_markdown(signal_check(report)).rstrip("\n"), "",
+            "Criteria: every pretrained method's top-1 beats the random-init row by 15 points with the 95 % "
+            "Welch CI of the difference above 0, and the best toy-voc AP50 reaches 20."]
 
 
 def _knn_section(exp: Experiment, stages: list[Stage]) -> tuple[list[str], list[Path]]:

@@ -1,4 +1,5 @@
-"""synco bench end to end on a tiny toy grid: 2 methods x 1 task x 2 seeds, re-run, kill and finish."""
+"""synco bench end to end on a tiny version of the demo's grid (2 rows x detection, kNN and linear probe,
+2 seeds), re-run, kill and finish."""
 
 from __future__ import annotations
 
@@ -17,17 +18,19 @@ from synco.pipeline import run_bench  # noqa: E402
 
 GRID = """\
 name: tiny
-toy_world: {seed: 2, size: 64, count: 16, det_train: 6, det_test: 4, max_objects: 2}
+toy_world: {seed: 2, size: 64, count: 16, det_train: 6, det_test: 4, max_objects: 2, cls_train: 5, cls_val: 3}
 pretrain:
   - name: mocov2
     config: toy_mocov2
-    overrides: {epochs: 1, batch_size: 8, queue_size: 16, image_size: 32, workers: 0, max_steps_per_epoch: 1}
+    overrides: {epochs: 1, batch_size: 8, queue_size: 16, image_size: 32, workers: 0, max_steps_per_epoch: 1,
+                knn_train_per_class: 3}
 weights:
   - {name: random, path: random}
-tasks: [toy-voc]
+tasks: [toy-voc, toy-knn, toy-linear]
 seeds: [0, 1]
 transfer_overrides:
   toy-voc: {SOLVER.MAX_ITER: 2, SOLVER.STEPS: [1], SOLVER.WARMUP_ITERS: 1, TEST.PRECISE_BN.NUM_ITER: 1}
+  toy-linear: {TRAIN.EPOCHS: 3, TRAIN.MILESTONES: [2]}
 """
 
 
@@ -52,11 +55,24 @@ def test_tiny_grid_runs_end_to_end_and_a_rerun_skips_everything(experiment, tmp_
     for path in records:
         record = json.loads(path.read_text())
         assert record["status"] == "complete" and 0 <= record["metrics"]["bbox"]["AP50"] <= 100
+    knn = sorted(out.glob("transfer/toy-knn/*/seed*/run_record.json"))
+    assert [p.parent.name for p in knn] == ["seed0", "seed0"]  # deterministic: one run per row
+    linear = sorted(out.glob("transfer/toy-linear/*/seed*/run_record.json"))
+    assert len(linear) == 4
+    for path in knn + linear:
+        record = json.loads(path.read_text())
+        block = record["metrics"]["knn" if "toy-knn" in str(path) else "linear"]
+        assert record["status"] == "complete" and all(0 <= v <= 100 for v in block.values())
+    assert list((out / "features").rglob("*.pt")), "the experiment's runs share one feature cache"
     table = (out / "tables" / "results.md").read_text()
     assert "mocov2-1ep" in table and "random" in table
+    for title in ("toy-voc", "toy-knn", "toy-linear"):
+        assert f"### {title}" in table
     assert (out / "tables" / "results.tex").is_file() and list((out / "tables").glob("plots*.png"))
     report = (out / "report.md").read_text()
     assert "## Stages" in report and "## Results" in report
+    assert "## kNN during pretraining" in report and (out / "tables" / "knn_curves.png").is_file()
+    assert "## Did pretraining show a signal?" in report and "| toy-voc best AP50 ≥ 20 |" in report
 
     start = time.time()
     again = run_bench(experiment, out, log=lambda _: None)
