@@ -100,5 +100,5 @@ def test_a_non_editable_install_finds_its_configs_from_another_folder(tmp_path):
                           "print(r('experiments', 'toy'))"], cwd=elsewhere, env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
     planned = synco("bench", toy, "--dry-run", "--output", str(tmp_path / "grid"))
-    assert "pretrain:synco" in planned and "transfer:random:toy-coco:s0" in planned
+    assert "pretrain:synco" in planned and "transfer:random:toy-linear:s2" in planned
     assert "toy world" in synco("demo", "--help")

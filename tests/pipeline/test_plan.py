@@ -118,10 +118,16 @@ def test_shipped_experiments_parse_into_the_intended_grids(monkeypatch):
     assert len([s for s in transfers if ":voc:" in s.id]) == 4 * 5  # 3 methods + supervised, 5 seeds
     assert len([s for s in transfers if ":coco1x:" in s.id]) == len([s for s in transfers if ":coco2x:" in s.id]) == 4
     assert all("--num-gpus" in s.args for s in transfers)
+    for task, runs in (("linear", 4 * 3), ("semisup1", 4 * 3), ("semisup10", 4 * 3), ("knn", 4)):
+        assert len([s for s in transfers if f":{task}:" in s.id]) == runs, task  # kNN: deterministic, one seed
+    linear = next(s for s in transfers if ":linear:" in s.id)
+    assert linear.args[linear.args.index("--dataset-root") + 1] == "/datasets"  # -> /datasets/imagenet
+    assert "--feature-cache" in linear.args
     ablation = build_plan(load_experiment(configs / "ablation.yaml"))
     assert len([s for s in ablation if s.kind == "pretrain"]) == 8  # MoCo v2, each type alone, all six
     toy = load_experiment(configs / "toy.yaml")
-    assert {e.name for e in toy.pretrain} == {"mocov2", "mochi", "synco"} and toy.tasks == ["toy-voc", "toy-coco"]
+    assert {e.name for e in toy.pretrain} == {"mocov2", "mochi", "synco"}
+    assert toy.tasks == ["toy-knn", "toy-linear", "toy-voc"] and toy.seeds["toy-linear"] == [0, 1, 2]
 
 
 def test_per_task_seeds_must_cover_every_task(tmp_path):

@@ -37,7 +37,7 @@ from transfer.classification.protocol import differing_keys, load_protocol, prot
 from transfer.classification.semisup import run_semisup
 from transfer.classification.weights import label, load_weights
 from transfer.dataset_layout import classification_root
-from transfer.errors import TransferFailed
+from transfer.errors import recording_the_end
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
 
@@ -244,21 +244,8 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
     job = Job(protocol, data, prepared, output, seed, device, cache, progress)
     logger.info("%s: weights %s (%s, %s pretraining epochs) on %s, world size %d", spec.name, prepared.path,
                 record.method, record.pretrain_epochs, device, world)
-    try:
+    with recording_the_end(end, lambda: f"{state['record'].iterations['done']} epochs"):
         metrics = RUNNERS[spec.kind](job, resume=resume)
-    except TransferFailed as exc:
-        exc.record = end("failed", str(exc))
-        raise
-    except KeyboardInterrupt:
-        end("interrupted", f"interrupted after {state['record'].iterations['done']} epochs; "
-                           "continue with --resume (from the last checkpoint)")
-        raise
-    except UserError as exc:
-        end("failed", str(exc))
-        raise
-    except Exception as exc:
-        end("failed", f"{type(exc).__name__}: {exc}")
-        raise
     final = end("complete", metrics=metrics)
     logger.info("%s: %s", spec.name, metrics)
     return final

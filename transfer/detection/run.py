@@ -34,7 +34,7 @@ from transfer.detection.coco_fast import faster_coco_eval_version, faster_cocoev
 from transfer.detection.datasets import check_contents, check_layout, default_root, register_datasets
 from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
 from transfer.detection.run_config import build_config, config_dump, diff_dumps, protocol_deviations
-from transfer.errors import TransferFailed
+from transfer.errors import TransferFailed, recording_the_end
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
 from transfer.versions import base_versions
@@ -237,7 +237,7 @@ def _worker(job: TransferJob) -> None:
             stack.enter_context(run_logging(cfg.OUTPUT_DIR, rank, console=job.console))
         stdout = stack.enter_context(contextlib.closing(StdoutToLog(logging.getLogger("transfer.stdout"))))
         stack.enter_context(contextlib.redirect_stdout(stdout))
-        try:
+        with recording_the_end(end, lambda: f"{trainer.iterations_done if trainer else 0} iterations"):
             seed_all_rng(cfg.SEED + rank)
             register_datasets(task, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], Path(job.dataset_root))
             if rank == 0:  # every rank would find the same; one copy of a big COCO json in memory is enough
@@ -247,21 +247,11 @@ def _worker(job: TransferJob) -> None:
             record = record.with_done(trainer.iterations_done)
             if rank == 0:
                 write_record(cfg.OUTPUT_DIR, record)
-            results = trainer.train()
-        except FloatingPointError:
-            # detectron2's SimpleTrainer raises this when the summed losses are not finite.
-            message = f"loss became NaN or infinite at iteration {trainer.iterations_done if trainer else 0}"
-            raise TransferFailed(message, end("failed", message)) from None
-        except KeyboardInterrupt:
-            end("interrupted", f"interrupted after {trainer.iterations_done if trainer else 0} iterations; "
-                               "continue with --resume (from the last checkpoint)")
-            raise
-        except UserError as exc:
-            end("failed", str(exc))
-            raise
-        except Exception as exc:
-            end("failed", f"{type(exc).__name__}: {exc}")
-            raise
+            try:
+                results = trainer.train()
+            except FloatingPointError:
+                # detectron2's SimpleTrainer raises this when the summed losses are not finite.
+                raise TransferFailed(f"loss became NaN or infinite at iteration {trainer.iterations_done}") from None
         if rank != 0:
             return  # evaluators gather to rank 0; the others have no results to record
         if not results:
