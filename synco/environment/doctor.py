@@ -17,7 +17,7 @@ import torchvision
 from synco import __version__
 from synco.environment.detectron2_install import find_detectron2
 from synco.toyworld import DEFAULT_ROOT, read_manifest
-from transfer.dataset_layout import COCO_SPLITS, VOC_SPLITS, detectron2_datasets_root, toy_world_root
+from transfer.dataset_layout import COCO_SPLITS, VOC_SPLITS, detectron2_datasets_root, imagenet_root, toy_world_root
 
 
 def _torch_report() -> dict:
@@ -71,7 +71,7 @@ def coco_evaluator_report(d2_compiled: bool) -> dict:
 
 
 def dataset_roots() -> dict:
-    """Known dataset folders: detectron2's builtin root and the toy world."""
+    """Known dataset folders: detectron2's builtin root, ImageNet (classification tasks) and the toy world."""
     d2_root = detectron2_datasets_root()
     found = {}
     for shown, name in (("VOC2007", "voc_2007_trainval"), ("VOC2012", "voc_2012_trainval")):
@@ -81,6 +81,10 @@ def dataset_roots() -> dict:
     for name, (json_file, _) in COCO_SPLITS.items():
         if (d2_root / json_file).exists():
             found[name] = str(d2_root / json_file)
+    imagenet = imagenet_root()
+    if (imagenet / "train").is_dir() and (imagenet / "val").is_dir():
+        subsets = [name for name in ("1percent", "10percent") if (imagenet / "subsets" / f"{name}.txt").is_file()]
+        found["ImageNet"] = f"{imagenet}; subsets: {', '.join(subsets) or 'none (semisup tasks need them)'}"
     toy_candidates = [toy_world_root(), Path(DEFAULT_ROOT)]
     toy = [str(p) for p in dict.fromkeys(toy_candidates) if read_manifest(p) is not None]
     return {"detectron2_datasets": str(d2_root), "found": found, "toy_worlds": toy}

@@ -34,6 +34,16 @@ def test_doctor_reports_torch_detectron2_and_datasets(capsys):
     assert "found" in report["datasets"]
 
 
+def test_doctor_finds_imagenet_for_the_classification_tasks(tmp_path, monkeypatch):
+    monkeypatch.delenv("IMAGENET_ROOT", raising=False)
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    assert "ImageNet" not in dataset_roots()["found"]
+    for folder in ("train", "val", "subsets"):
+        (tmp_path / "imagenet" / folder).mkdir(parents=True)
+    (tmp_path / "imagenet" / "subsets" / "1percent.txt").write_text("n01440764_10026.JPEG\n")
+    assert dataset_roots()["found"]["ImageNet"] == f"{tmp_path / 'imagenet'}; subsets: 1percent"
+
+
 def test_console_script_runs_as_a_module():
     proc = subprocess.run([sys.executable, "-m", "synco", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and "synco-bench" in proc.stdout
