@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from synco.cli import COMMANDS, build_parser, main
+from synco.environment.doctor import dataset_roots
 
 
 def test_every_command_is_registered():
