@@ -85,16 +85,23 @@ def test_tiny_grid_runs_end_to_end_and_a_rerun_skips_everything(experiment, tmp_
 def test_a_killed_bench_finishes_only_the_rest(experiment, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "synco", "bench", str(experiment), "--output", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # SIGINT as a terminal's Ctrl-C delivers it: a shell without job control starts background commands
+    # with SIGINT ignored, and the bench would inherit that and run to the end.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = out / "stages" / "convert__mocov2.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
+    start, sent = time.time(), None
+    while time.time() < start + 600 and proc.poll() is None:
         if first.exists() and json.loads(first.read_text()).get("status") == "complete":
             proc.send_signal(signal.SIGINT)
+            sent = time.time() - start
             break
         time.sleep(0.1)
     proc.wait(timeout=300)
-    assert proc.returncode != 0, "the bench finished before it could be interrupted"
+    statuses = {p.stem: json.loads(p.read_text()).get("status") for p in (out / "stages").glob("*.json")}
+    assert sent is not None, f"convert:mocov2 never completed while the bench ran ({time.time() - start:.0f}s, " \
+                             f"rc {proc.returncode}): {statuses}"
+    assert proc.returncode != 0, f"SIGINT at {sent:.1f}s, yet the bench exited 0: {statuses}"
     done_before = {p.stem for p in (out / "stages").glob("*.json")
                    if json.loads(p.read_text()).get("status") == "complete"}
     assert "convert__mocov2" in done_before and "transfer__random__toy-voc__s1" not in done_before
