@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from detectron2.utils.file_io import PathManager
 
 from synco.common.digest import sha256_of
@@ -34,12 +33,11 @@ from transfer.convert import convert_checkpoint, load_input_settings, sidecar_pa
 from transfer.convert.reading import load_checkpoint
 from transfer.convert.resnet_spec import DEPTHS
 from transfer.convert.settings import DETECTRON2_DEFAULT_STYLE, TORCHVISION_STYLE, with_arch
+from transfer.labels import PROTOCOL_DEPTH, file_label, sidecar_source
 
 logger = logging.getLogger(__name__)
 
 MSRA_CATALOG = "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
-PROTOCOL_DEPTH = 50
-_CHECKPOINT_SUFFIX = re.compile(r"(\.pth\.tar|\.pth|\.pt|\.ckpt|\.tar|\.bin|\.torch|\.pkl)$")
 _CAFFE2_BLOCK = re.compile(r"^res(\d)_(\d+)_branch2([abc])_w$")
 
 
@@ -59,11 +57,6 @@ class PreparedWeights:
         return {"path": self.path, "sha256": self.sha256}
 
 
-def file_label(path: Path) -> str:
-    """``mocov2_800ep.pth.tar`` -> ``mocov2_800ep``."""
-    return _CHECKPOINT_SUFFIX.sub("", path.name) or path.name
-
-
 def _refuse_depth(depth: int | None, path: str) -> None:
     if depth != PROTOCOL_DEPTH:
         shown = f"ResNet-{depth}" if depth else "not a recognisable ResNet"
@@ -71,18 +64,9 @@ def _refuse_depth(depth: int | None, path: str) -> None:
                         "so these weights cannot be compared with the papers' numbers")
 
 
-def _sidecar_source(pkl: Path) -> dict[str, Any]:
-    """The ``source:`` the converter wrote next to ``pkl``: path, sha256, format, arch (+ method, epochs)."""
-    try:
-        source = (yaml.safe_load(sidecar_path(pkl).read_text()) or {}).get("source")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return {}
-    return source if isinstance(source, dict) else {}
-
-
 def _metadata_from_source(pkl: Path) -> tuple[str, int | None] | None:
     """Method and epochs of the pretraining checkpoint a converted ``.pkl`` came from (its sidecar's ``source``)."""
-    source = _sidecar_source(pkl)
+    source = sidecar_source(pkl)
     if not isinstance(source.get("method"), str):
         return None
     epochs = source.get("pretrain_epochs")
@@ -138,7 +122,7 @@ def _detectron2_pkl(path: Path, method: str | None, trust_pickle: bool) -> Prepa
     report = convert_checkpoint(path, None, trust_pickle=trust_pickle)  # coverage check, writes nothing
     settings = load_input_settings(path)
     _refuse_depth(report.settings.get("MODEL.RESNETS.DEPTH"), str(path))
-    source = _sidecar_source(path).get("path")  # name the run after what was converted, not the .pkl
+    source = sidecar_source(path).get("path")  # name the run after what was converted, not the .pkl
     label, epochs = _label(path, method, file_label(Path(str(source)) if source else path))
     return PreparedWeights(str(path), settings, str(path), loaded.sha256, label, epochs, report.to_dict())
 
@@ -148,7 +132,7 @@ def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bo
     sha = sha256_of(path)
     dst = weights_dir / f"{file_label(path)}-{sha[:12]}.pkl"
     report = None
-    if dst.is_file() and _sidecar_source(dst).get("sha256") == sha:
+    if dst.is_file() and sidecar_source(dst).get("sha256") == sha:
         logger.info("reusing %s, converted earlier from this very file", dst)
     else:
         weights_dir.mkdir(parents=True, exist_ok=True)

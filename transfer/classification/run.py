@@ -35,9 +35,10 @@ from transfer.classification.linear import CHECKPOINT, run_linear
 from transfer.classification.loop import Job, rank_world
 from transfer.classification.protocol import differing_keys, load_protocol, protocol_deviations
 from transfer.classification.semisup import run_semisup
-from transfer.classification.weights import label, load_weights
+from transfer.classification.weights import load_weights
 from transfer.dataset_layout import classification_root
 from transfer.errors import recording_the_end
+from transfer.labels import run_label
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
 
@@ -54,7 +55,7 @@ def versions() -> dict[str, str]:
 
 
 def default_output(task: str, weights: str, method: str | None, seed: int) -> Path:
-    return DEFAULT_OUTPUT_ROOT / task / f"{label(weights, method)}-seed{seed}"
+    return DEFAULT_OUTPUT_ROOT / task / f"{run_label(weights, method)}-seed{seed}"
 
 
 def _device(num_gpus: int | None) -> torch.device:
@@ -214,7 +215,7 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
             return existing
     except UserError as exc:
         if rank == 0 and not _worth_keeping(existing, output, force):
-            failed = RunRecord("running", None, spec.name, label(weights, method), None, seed, world_size=world,
+            failed = RunRecord("running", None, spec.name, run_label(weights, method), None, seed, world_size=world,
                                versions=versions())
             write_record(output, failed.finished("failed", error=str(exc)))
         raise

@@ -14,21 +14,16 @@ written by ``synco convert`` (its sidecar says torchvision style).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torchvision
-import yaml
 
 from synco.common.errors import UserError
 from transfer.convert.api import backbone_state_dict
-from transfer.convert.settings import sidecar_path
-
-PROTOCOL_DEPTH = 50
-_SUFFIX = re.compile(r"(\.pth\.tar|\.pth|\.pt|\.ckpt|\.tar|\.bin|\.torch|\.pkl)$")
+from transfer.labels import PROTOCOL_DEPTH, file_label, sidecar_source
 
 
 @dataclass
@@ -46,31 +41,12 @@ class BackboneWeights:
         return {"path": self.path, "sha256": self.sha256}
 
 
-def file_label(path: Path) -> str:
-    """``mocov2_800ep.pth.tar`` -> ``mocov2_800ep``."""
-    return _SUFFIX.sub("", path.name) or path.name
-
-
-def label(weights: str, method: str | None) -> str:
-    """The method label known without reading the weights: ``--method``, else the file name."""
-    return method or (weights if weights in ("random", "msra") else file_label(Path(weights)))
-
-
 def random_backbone(seed: int) -> dict[str, torch.Tensor]:
     """torchvision's ResNet-50 initialisation drawn under ``seed`` (the random-init row), without fc."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         state = torchvision.models.resnet50().state_dict()
     return {name: tensor for name, tensor in state.items() if not name.startswith("fc.")}
-
-
-def _sidecar_provenance(path: Path) -> dict[str, Any]:
-    """Method and epochs the converter recorded for a ``.pkl`` (its sidecar's ``source``)."""
-    try:
-        source = (yaml.safe_load(sidecar_path(path).read_text()) or {}).get("source")
-    except (OSError, yaml.YAMLError, AttributeError):
-        return {}
-    return source if isinstance(source, dict) else {}
 
 
 def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickle: bool = False) -> BackboneWeights:
@@ -91,7 +67,7 @@ def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickl
         raise UserError(f"{path} holds a ResNet-{depth}; the protocol is a ResNet-50, so these weights cannot be "
                         "compared with the papers' numbers")
     if not provenance and path.suffix == ".pkl":
-        source = _sidecar_provenance(path)
+        source = sidecar_source(path)
         provenance = {"method": source.get("method"), "pretrain_epochs": source.get("pretrain_epochs")}
         if not isinstance(provenance["method"], str):
             provenance = {}

@@ -35,10 +35,11 @@ from transfer.detection.datasets import check_contents, check_layout, default_ro
 from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
 from transfer.detection.run_config import build_config, config_dump, diff_dumps, protocol_deviations
 from transfer.errors import TransferFailed, recording_the_end
+from transfer.labels import PROTOCOL_DEPTH, run_label
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
 from transfer.versions import base_versions
-from transfer.weights import PROTOCOL_DEPTH, file_label, prepare_weights
+from transfer.weights import prepare_weights
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +64,8 @@ def versions() -> dict[str, str]:
     return {**base_versions(), "detectron2": detectron2.__version__}
 
 
-def _label(weights: str, method: str | None) -> str:
-    """The method label known without reading the weights: ``--method``, else the file name."""
-    return method or (weights if weights in ("random", "msra") else file_label(Path(weights)))
-
-
 def default_output(task: str, weights: str, method: str | None, seed: int) -> Path:
-    return DEFAULT_OUTPUT_ROOT / task / f"{_label(weights, method)}-seed{seed}"
+    return DEFAULT_OUTPUT_ROOT / task / f"{run_label(weights, method)}-seed{seed}"
 
 
 def _devices(num_gpus: int | None, amp: bool) -> tuple[str, int]:
@@ -179,7 +175,7 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
             return existing
     except UserError as exc:
         if writes_record:
-            _early_failure(output, existing, force, spec.name, seed, str(exc), world_size, _label(weights, method))
+            _early_failure(output, existing, force, spec.name, seed, str(exc), world_size, run_label(weights, method))
         raise
     if force and not resume:
         _clear_detectron2_outputs(output)
