@@ -1,0 +1,119 @@
+"""Two torchrun agents as two nodes of one process each train what one node with two processes trains.
+
+Both runs are real ``torchrun`` launches of ``synco pretrain`` (gloo, CPU):
+one agent with ``--nproc-per-node 2``, then two agents joined by a c10d
+rendezvous on localhost, ``--nnodes 2 --nproc-per-node 1``. Ranks 0 and 1
+see the same data, seeds and collectives in both, so the checkpoints must be
+bit-identical. What differs is what a multi-node run exposes: on the second
+node ``LOCAL_RANK`` is 0 while ``RANK`` is 1, so code that takes the local
+rank for the global one (writing checkpoints or metrics from "local rank 0",
+seeding by local rank) writes twice or trains differently, and the test
+sees it. Every file write is noted per global rank by the classification
+tests' entry script; rank 1 must write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from synco.pretrain.checkpoint import LAST, load_pretrain_checkpoint
+from synco.toyworld import ToyWorldSpec, generate_toy_world
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+ENTRY = REPO / "tests" / "transfer" / "classification" / "torchrun_entry.py"
+TINY = ["arch=resnet18", "image_size=32", "batch_size=8", "queue_size=32", "workers=0", "log_every=1",
+        "max_steps_per_epoch=2", "epochs=2", "knn_every=0", "momentum=0.99", "synthesis.n_hard=16",
+        "synthesis.n_interpolated=4", "synthesis.n_extrapolated=4", "synthesis.n_mixed=4", "synthesis.n_noise=2",
+        "synthesis.n_perturbed=2", "synthesis.n_adversarial=2", "synthesis.warmup_epochs=0"]
+TIMEOUT = 240
+WALL_CLOCK = {"time", "images_per_s", "data_wait"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(notes: Path) -> dict[str, str]:
+    notes.mkdir()
+    return {**os.environ, "OMP_NUM_THREADS": "1", "SYNCO_TEST_WRITES": str(notes),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def _pretrain_args(data: Path, output: Path) -> list[str]:
+    return [str(ENTRY), "pretrain", "--config", "toy_synco", "--data", str(data), "--output", str(output),
+            "--no-progress", *TINY]
+
+
+def _single_node(data: Path, output: Path, notes: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               *_pretrain_args(data, output)]
+    return subprocess.Popen(command, env=_env(notes), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _two_nodes(data: Path, output: Path, notes: Path) -> list[subprocess.Popen]:
+    """Two agents, as on two machines: each gets the same rendezvous and its own --node-rank (which a
+    c10d rendezvous may ignore: it hands out node ranks in joining order)."""
+    env, port = _env(notes), _free_port()
+    agents = []
+    for node in (0, 1):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                   "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+                   "--rdzv-id", "synco-multinode-test", "--max-restarts", "0", *_pretrain_args(data, output)]
+        agents.append(subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True))
+    return agents
+
+
+def _wait(procs: list[subprocess.Popen]) -> None:
+    outputs = []
+    try:
+        outputs = [proc.communicate(timeout=TIMEOUT)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-3000:]
+
+
+def _train_rows(output: Path) -> list[dict]:
+    """The training log without its wall-clock columns."""
+    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in rows if row["kind"] == "train"]
+
+
+def test_two_nodes_of_one_process_train_what_one_node_of_two_processes_trains(tmp_path):
+    data = tmp_path / "world"
+    generate_toy_world(data, ToyWorldSpec(seed=5, size=64, count=32, det_train=0, det_test=0))
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    _wait([_single_node(data, single, tmp_path / "notes-single")])
+    _wait(_two_nodes(data, multi, tmp_path / "notes-multi"))
+
+    a, b = load_pretrain_checkpoint(single / LAST), load_pretrain_checkpoint(multi / LAST)
+    assert a["synco"]["world_size"] == b["synco"]["world_size"] == 2
+    assert a["epoch"] == b["epoch"] == 2 and a["synco"]["global_step"] == b["synco"]["global_step"] == 4
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
+        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    assert torch.equal(a["synco"]["rng"]["model_generator"], b["synco"]["rng"]["model_generator"])
+    rows = _train_rows(multi)
+    assert len(rows) == 4 and rows == _train_rows(single)
+    for notes in ("notes-single", "notes-multi"):
+        assert not (tmp_path / notes / "rank1.txt").exists(), (tmp_path / notes / "rank1.txt").read_text()
+        written = {Path(line).name for line in (tmp_path / notes / "rank0.txt").read_text().splitlines()}
+        assert LAST in written, written
