@@ -23,8 +23,8 @@ R-50.pkl). Input settings (RGB/BGR, pixel mean/std, stride) come from the weight
 KEY VALUE pairs override the task's config exactly like detectron2's --opts,
 e.g. SOLVER.MAX_ITER 100 (detection) or TRAIN.EPOCHS 10 (classification); every
 protocol setting that differs is listed under protocol_deviations in
-OUTPUT/run_record.json. SynCo's repository fine-tuned VOC with SOLVER.BASE_LR
-0.01 instead of MoCo's 0.02: --lr-synco-repo.
+OUTPUT/run_record.json. SynCo's repository fine-tuned VOC and COCO with
+SOLVER.BASE_LR 0.01 instead of MoCo's 0.02: --lr-synco-repo.
 
 datasets: VOC and COCO tasks read detectron2's layout under --dataset-root or
 $DETECTRON2_DATASETS (VOC2007/, VOC2012/, coco/annotations + images); the
@@ -70,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="COCO AP implementation (default: the official pycocotools)")
     parser.add_argument("--dataset-root", metavar="DIR", help="folder holding the datasets (see below)")
     parser.add_argument("--lr-synco-repo", action="store_true",
-                        help="VOC: SOLVER.BASE_LR 0.01 as in SynCo's repository (MoCo's protocol: 0.02)")
+                        help="VOC and COCO: SOLVER.BASE_LR 0.01 as in SynCo's repository (MoCo's protocol: 0.02)")
     parser.add_argument("--feature-cache", metavar="DIR",
                         help="classification: folder of frozen-backbone features shared by runs "
                              "(default: $SYNCO_FEATURE_CACHE, else OUTPUT/features)")

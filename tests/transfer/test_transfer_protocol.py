@@ -22,6 +22,7 @@ from synco.common.errors import UserError  # noqa: E402
 from synco.common.resources import config_dir  # noqa: E402
 from transfer.detection.engine import TransferTrainer  # noqa: E402, F401 - registers the heads
 from transfer.detection.run_config import (  # noqa: E402
+    SYNCO_REPO_LR,
     add_transfer_config,
     build_config,
     lookup,
@@ -133,12 +134,39 @@ def test_deviations_list_exactly_what_differs_from_the_protocol():
         "SOLVER.MAX_ITER": {"expected": 24000, "actual": 100},
         "INPUT.FORMAT": {"expected": "RGB", "actual": "BGR"},  # contradicts the weights
     }
-    with pytest.raises(UserError, match="COCO task"):
-        build_config(get_task("coco1x"), input_settings=SSL_INPUT, lr_synco_repo=True, **common)
     with pytest.raises(UserError, match="applies to COCO tasks"):
         build_config(task, input_settings=SSL_INPUT, evaluator="faster-coco-eval", **common)
     with pytest.raises(UserError, match="bad config override"):
         build_config(task, input_settings=SSL_INPUT, opts=["SOLVER.NO_SUCH_KEY", "1"], **common)
+
+
+@pytest.mark.parametrize("name", ["voc", "voc12k", "coco1x", "coco2x"])
+def test_lr_synco_repo_is_synco_repositorys_base_lr_on_every_real_detection_task(name):
+    # giakoumoglou/synco, commit c8b6883 (2025-01-27): detection/configs/Base-RCNN-C4-BN.yaml sets
+    # SOLVER.BASE_LR 0.01 (was 0.02); its pascal_voc_R_50_C4_{12k,24k} and coco_R_50_C4_{1x,2x} configs all
+    # inherit it and none overrides it. Here it is a recorded deviation from MoCo's 0.02.
+    assert SYNCO_REPO_LR == 0.01
+    task = get_task(name)
+    common = dict(weights="", output_dir="/tmp/x", seed=0, device="cpu", input_settings=SSL_INPUT)
+    assert build_config(task, **common).SOLVER.BASE_LR == 0.02
+    cfg = build_config(task, lr_synco_repo=True, **common)
+    assert protocol_deviations(cfg, task, SSL_INPUT) == {"SOLVER.BASE_LR": {"expected": 0.02, "actual": 0.01}}
+
+
+@pytest.mark.parametrize("name, fragment", [("toy-voc", "toy-voc is a toy task"),
+                                            ("toy-coco", "toy-coco is a toy task")])
+def test_lr_synco_repo_is_refused_where_synco_never_used_it(name, fragment):
+    common = dict(weights="", output_dir="/tmp/x", seed=0, device="cpu", input_settings=SSL_INPUT)
+    with pytest.raises(UserError, match=fragment):
+        build_config(get_task(name), lr_synco_repo=True, **common)
+
+
+def test_lr_synco_repo_on_a_classification_task_is_one_sentence(tmp_path, capsys):
+    rc = main(["transfer", "--task", "toy-linear", "--weights", "random", "--output", str(tmp_path / "run"),
+               "--lr-synco-repo"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "--lr-synco-repo only apply to detection tasks" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_refuses_an_unknown_task(capsys):

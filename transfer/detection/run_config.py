@@ -25,7 +25,11 @@ from transfer.protocol_keys import INPUT_KEYS, PROTOCOL_KEYS
 from transfer.tasks import Task
 
 COCO_EVALUATORS = ("pycocotools", "faster-coco-eval")
-SYNCO_REPO_LR = 0.01  # SOLVER.BASE_LR in SynCo's repository's VOC fine-tuning
+# SOLVER.BASE_LR of SynCo's repository (giakoumoglou/synco), set in its
+# detection/configs/Base-RCNN-C4-BN.yaml by commit c8b6883 (2025-01-27; 0.02
+# before, MoCo's value). Every VOC and COCO config there inherits that base and
+# none overrides it, so it applies to all four: the non-toy detection tasks.
+SYNCO_REPO_LR = 0.01
 
 
 def add_transfer_config(cfg: CfgNode) -> CfgNode:
@@ -67,9 +71,9 @@ def build_config(task: Task, *, weights: str, input_settings: dict[str, Any], ou
                         "PascalVOCDetectionEvaluator (VOC07 11-point AP50)")
     cfg.SYNCO.COCO_EVALUATOR = evaluator
     if lr_synco_repo:
-        if task.kind != "voc":
-            raise UserError("--lr-synco-repo reproduces SynCo's repository's VOC fine-tuning; "
-                            f"{task.name} is a COCO task")
+        if task.toy:
+            raise UserError("--lr-synco-repo reproduces SynCo's repository's VOC and COCO fine-tuning; "
+                            f"{task.name} is a toy task with its own learning rate")
         cfg.SOLVER.BASE_LR = SYNCO_REPO_LR
     if opts:
         if len(opts) % 2:
