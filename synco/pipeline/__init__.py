@@ -13,6 +13,7 @@ import os
 import time
 from typing import Callable
 
+from synco.common.errors import UserError
 from synco.pipeline.experiment import Experiment, load_experiment
 from synco.pipeline.local import LocalRunner
 from synco.pipeline.manifest import Manifests
@@ -44,6 +45,10 @@ def run_bench(path: str | os.PathLike, output: str | os.PathLike | None = None, 
             state = "done" if manifests.is_done(stage) else "to run"
             log(f"{stage.id:50s} {state:7s} synco {' '.join(stage.args)}")
         return {"experiment": exp.name, "stages": {s.id: "planned" for s in stages}}
+    multi = next((s for s in stages if s.nodes > 1), None)
+    if multi is not None and executor != "slurm":
+        raise UserError(f"stage {multi.id} asks for {multi.nodes} nodes; the local executor runs on this machine "
+                        "only: use --executor slurm, or run it by hand on each node (torchrun / --num-machines).")
     exp.output.mkdir(parents=True, exist_ok=True)
     if executor == "slurm":
         jobs_by_stage = submit(stages, exp.output, exp.slurm, log=log, report_args=(str(path), str(exp.output)))

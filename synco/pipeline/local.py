@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Callable
 
 import torch
 
+from synco.pipeline.launch import Rendezvous, stage_command
 from synco.pipeline.manifest import Manifests
 from synco.pipeline.plan import Stage
 
-
-def stage_command(stage: Stage) -> list[str]:
-    """The process a stage runs: torchrun for multi-GPU pretraining, else plain ``synco``."""
-    if stage.kind == "pretrain" and stage.gpus > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={stage.gpus}",
-                "-m", "synco", *stage.args]
-    return [sys.executable, "-m", "synco", *stage.args]
+__all__ = ["LocalRunner", "stage_command"]
 
 
 def _last_error(log: str) -> str:
@@ -42,8 +37,12 @@ def _last_error(log: str) -> str:
 
 
 class LocalRunner:
-    def __init__(self, manifests: Manifests, jobs: int = 1, log: Callable[[str], None] = print):
+    def __init__(self, manifests: Manifests, jobs: int = 1, log: Callable[[str], None] = print,
+                 rendezvous: Rendezvous | None = None):
+        """``rendezvous``: this machine is one node of a multi-node job (a Slurm stage), see
+        :mod:`synco.pipeline.launch`."""
         self.manifests, self.jobs, self.log = manifests, max(1, jobs), log
+        self.rendezvous = rendezvous
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._gpus = self._free_gpus()
@@ -58,6 +57,14 @@ class LocalRunner:
     def _run_one(self, stage: Stage) -> bool:
         manifest = self.manifests.start(stage)
         log_path = self.manifests.log_path(stage)
+        rc = self.execute(stage, log_path)
+        ok = rc == 0
+        self.manifests.finish(stage, manifest, ok, None if ok else _last_error(str(log_path)), rc)
+        return ok
+
+    def execute(self, stage: Stage, log_path: Path) -> int:
+        """Run the stage's command, its output appended to ``log_path``; returns its exit status
+        (no manifest: on a multi-node job, the other nodes run only this)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         taken: list[str] = []
@@ -72,9 +79,10 @@ class LocalRunner:
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.jobs))
         try:
             with open(log_path, "a") as log:
-                log.write(f"\n$ {' '.join(stage_command(stage))}\n")
+                command = stage_command(stage, self.rendezvous)
+                log.write(f"\n$ {' '.join(command)}\n")
                 log.flush()
-                proc = subprocess.Popen(stage_command(stage), stdout=log, stderr=subprocess.STDOUT, env=env,
+                proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                         stdin=subprocess.DEVNULL)
                 with self._lock:
                     self._procs.add(proc)
@@ -84,9 +92,7 @@ class LocalRunner:
         finally:
             with self._lock:
                 self._gpus += taken
-        ok = rc == 0
-        self.manifests.finish(stage, manifest, ok, None if ok else _last_error(str(log_path)), rc)
-        return ok
+        return rc
 
     def stop(self) -> None:
         """SIGTERM every running stage (pretraining checkpoints on it) and wait for them."""

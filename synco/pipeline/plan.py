@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from synco.common.errors import UserError
 from synco.pipeline.experiment import Experiment
 from synco.pretrain.config import load_config
 from transfer.tasks import TASKS
@@ -92,7 +93,16 @@ def build_plan(exp: Experiment) -> list[Stage]:
 
 
 def _resources(exp: Experiment) -> tuple[int, int]:
-    return int(exp.launch.get("gpus_per_node") or 0), int(exp.launch.get("nodes") or 1)
+    """(GPUs per node, nodes) of the pretraining and transfer stages, from ``launch:``; Slurm users also
+    write them under ``slurm:``, where they mean the same, so they count there too (refused if both
+    are given and disagree)."""
+    values = []
+    for key, unset in (("gpus_per_node", 0), ("nodes", 1)):
+        launch, slurm = int(exp.launch.get(key) or unset), exp.slurm.get(key)
+        if slurm is not None and launch != unset and int(slurm) != launch:
+            raise UserError(f"launch: {key} is {launch} but slurm: {key} is {slurm}; give it once, under launch:.")
+        values.append(launch if slurm is None or launch != unset else int(slurm))
+    return values[0], values[1]
 
 
 def _weights_stages(exp: Experiment, pretrain_data: str, data_deps: tuple[str, ...],
