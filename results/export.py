@@ -45,6 +45,16 @@ def write_table(report: Report, fmt: str, path: PathLike | None = None, digits: 
     return text
 
 
+def _refuse_nothing_usable(report: Report, run_dirs: Sequence[PathLike]) -> None:
+    """Refuse a table with no measured row: every record was failed, partial or corrupt (say which and why)."""
+    if any(row.kind == "reproduced" for table in report.tables for row in table.rows):
+        return
+    reasons = "; ".join(f"{skip.path}: {skip.reason}" for skip in report.skipped[:3])
+    more = f" (and {len(report.skipped) - 3} more)" if len(report.skipped) > 3 else ""
+    raise UserError(f"nothing to tabulate under {', '.join(map(str, run_dirs))}: all {len(report.skipped)} "
+                    f"run record(s) were skipped ({reasons}{more}); nothing was written")
+
+
 class Tabulated(NamedTuple):
     report: Report
     text: str  # the rendered table, also when it was written to a file
@@ -66,6 +76,7 @@ def tabulate(run_dirs: Sequence[PathLike], fmt: str = "md", output: PathLike | N
     if report is None:
         raise UserError(f"no {RECORD_NAME} found under {', '.join(map(str, run_dirs))}; "
                         "point RUN_DIR at the output folders of synco transfer")
+    _refuse_nothing_usable(report, run_dirs)
     text = write_table(report, fmt, output, digits)
     plots = write_plots(report, plot) if plot is not None else []
     return Tabulated(report, text, plots)

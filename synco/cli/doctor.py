@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from synco.common.errors import UserError
 from synco.environment.detectron2_install import ensure_detectron2
 
 
@@ -25,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     # keeps `synco --help` fast: the report (torch, torchvision) loads only when the command runs
     from synco.environment.doctor import collect_report, format_report  # noqa: PLC0415
 
+    if args.detectron2_wheel is not None and not args.install_detectron2:
+        raise UserError("--detectron2-wheel only applies with --install-detectron2.")
     if args.install_detectron2:
         ensure_detectron2(args.detectron2_wheel)
     report = collect_report()

@@ -24,6 +24,17 @@ def config_dir(kind: str) -> Path:
     return Path(str(files("synco").joinpath("configs", kind)))
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """``path``'s text as UTF-8, or one sentence saying why it cannot be read (a folder, no permission, binary)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} file {path} is not UTF-8 text (byte {exc.start} cannot be decoded); "
+                        "is it the right file?") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} file {path}: {exc.strerror or exc}.") from None
+
+
 def shipped_names(kind: str) -> list[str]:
     """Names (file stems) of the shipped configs of one kind, sorted."""
     return sorted(path.stem for path in config_dir(kind).glob("*.yaml"))
@@ -36,6 +47,8 @@ def resolve_config(kind: str, name: str | Path, what: str = "preset") -> Path:
     """
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
+        if path.is_dir():
+            raise UserError(f"{what} file {path} is a folder; give the YAML file itself.")
         if not path.is_file():
             raise UserError(f"{what} file {path} does not exist.")
         return path

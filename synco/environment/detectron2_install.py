@@ -193,6 +193,8 @@ def ensure_detectron2(
     (``wheel`` if given, else downloaded) is checked against its sha256,
     repackaged without ``_C`` and installed with pip.
     """
+    if wheel is not None:  # a wheel the user named is checked even when it is not needed: a typo is still a typo
+        verify_wheel(Path(wheel), expected_sha256)
     existing = find()
     if existing is not None:
         log(f"detectron2 {existing.version} is already importable from {existing.location}; keeping it.")

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from synco.common.errors import UserError
-from synco.common.resources import resolve_config
+from synco.common.resources import read_text_file, resolve_config
 from synco.pretrain.config import preset_path
 from transfer.dataset_layout import detectron2_datasets_root
 from transfer.tasks import TASKS
@@ -164,7 +164,7 @@ def _entries(loc: _Located, raw: dict, path: Path) -> tuple[list[PretrainEntry],
 def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Experiment:
     """Parse and validate an experiment file (nothing runs here)."""
     path = resolve_config("experiments", path, what="experiment")
-    text = path.read_text()
+    text = read_text_file(path, "experiment")
     loc = _Located(path, text)
     raw = yaml.safe_load(text) or {}
     _check_keys(loc, raw, TOP_KEYS)

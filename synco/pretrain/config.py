@@ -1,19 +1,15 @@
-"""Pretraining settings: one dataclass, YAML presets shipped in ``synco/configs/pretrain/``, and
-``key=value`` overrides from the command line.
+"""Pretraining settings: one dataclass, YAML presets in ``synco/configs/pretrain/``, ``key=value`` overrides.
 
-A preset names a ``method`` (mocov2, mochi, synco); its synthesis defaults
-come from :class:`~synco.pretrain.synthesis_config.SynthesisConfig`'s presets and any
-``synthesis:`` entries override them field by field. The resolved config is
-stored in every checkpoint, so a run can be resumed or audited from the
-checkpoint alone.
+A preset names a ``method`` (mocov2, mochi, synco); its synthesis defaults come from
+:class:`~synco.pretrain.synthesis_config.SynthesisConfig`'s presets and any ``synthesis:`` entries override
+them field by field. The resolved config is stored in every checkpoint, so a run can be resumed or audited
+from the checkpoint alone.
 
-Why omegaconf: :class:`PretrainConfig` is the schema (``OmegaConf.structured``);
-presets and ``key=value`` overrides (``OmegaConf.from_dotlist``) are merged
-onto it, which converts ``1e-4`` (text to YAML) into a float, refuses ``2.5``
-for an int and unknown keys, and ``OmegaConf.to_object`` gives the dataclass
-back. ``synthesis`` stays a plain dict of only the overridden fields (that is
-what checkpoints store), type-checked against a schema with one field per
-``SynthesisConfig`` field. omegaconf's multi-line reports become one
+Why omegaconf: :class:`PretrainConfig` is the schema (``OmegaConf.structured``); presets and ``key=value``
+overrides (``OmegaConf.from_dotlist``) are merged onto it, which converts ``1e-4`` (text to YAML) into a
+float, refuses ``2.5`` for an int and unknown keys, and ``OmegaConf.to_object`` gives the dataclass back.
+``synthesis`` stays a plain dict of only the overridden fields (that is what checkpoints store), type-checked
+against a schema with one field per ``SynthesisConfig`` field. omegaconf's multi-line reports become one
 :class:`UserError` sentence.
 """
 
@@ -35,8 +31,7 @@ from synco.common.resources import resolve_config
 from synco.pretrain.synthesis_config import TYPE_NAMES, SynthesisConfig
 
 METHODS = ("mocov2", "mochi", "synco")
-#: torchvision ResNets :func:`synco.pretrain.model.build_encoder` builds; here so that
-#: :meth:`PretrainConfig.validate` checks ``arch`` without importing torchvision.
+#: torchvision ResNets build_encoder builds; here so that validate() checks arch without torchvision.
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
          "wide_resnet50_2", "wide_resnet101_2")
 
@@ -74,6 +69,7 @@ class PretrainConfig:
     knn_data: str = ""
     knn_train_per_class: int = 0  # 0: every image
     knn_val_per_class: int = 0
+    max_unreadable_fraction: float = 0.01  # unreadable images skipped before the run is refused (checked in data.py)
 
     def synthesis_config(self) -> SynthesisConfig:
         """The method's preset with ``synthesis`` applied; checked again here because a
@@ -269,6 +265,9 @@ def _read_preset(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not valid YAML: {exc.problem or exc.context}{line}.") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded); "
+                        "is it the right file?") from None
     except OSError as exc:  # also omegaconf's answer to a file holding one number
         raise UserError(f"{path} cannot be read as settings: {exc}.") from None
     if not isinstance(loaded, DictConfig):

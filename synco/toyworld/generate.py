@@ -66,8 +66,9 @@ class ToyWorldSpec:
             value = getattr(self, name)
             if not 0 <= value <= 99_999:
                 raise UserError(f"--{name.replace('_', '-')} must be between 0 and 99999, got {value}.")
-        if self.count + self.det_train + self.det_test + self.cls_train + self.cls_val == 0:
-            raise UserError("nothing to generate: all counts are 0.")
+        if self.count == 0:
+            raise UserError("--count must be at least 1: a toy world without pretraining images cannot be "
+                            "pretrained on (every other set may be 0).")
         if (self.det_train == 0) != (self.det_test == 0):
             raise UserError("--det-train and --det-test must both be positive, or both 0 (no detection sets).")
         if (self.cls_train == 0) != (self.cls_val == 0):
