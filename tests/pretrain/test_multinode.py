@@ -95,14 +95,29 @@ def _train_rows(output: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in rows if row["kind"] == "train"]
 
 
-def test_two_nodes_of_one_process_train_what_one_node_of_two_processes_trains(tmp_path):
-    data = tmp_path / "world"
-    generate_toy_world(data, ToyWorldSpec(seed=5, size=64, count=32, det_train=0, det_test=0))
-    single, multi = tmp_path / "single", tmp_path / "multi"
-    _wait([_single_node(data, single, tmp_path / "notes-single")])
-    _wait(_two_nodes(data, multi, tmp_path / "notes-multi"))
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("multinode") / "world"
+    generate_toy_world(root, ToyWorldSpec(seed=5, size=64, count=32, det_train=0, det_test=0))
+    return root
 
-    a, b = load_pretrain_checkpoint(single / LAST), load_pretrain_checkpoint(multi / LAST)
+
+@pytest.fixture(scope="module")
+def single(world, tmp_path_factory) -> Path:
+    """The reference: one node, two processes (``torchrun --standalone --nproc-per-node 2``)."""
+    base = tmp_path_factory.mktemp("single")
+    _wait([_single_node(world, base / "run", base / "notes")])
+    _assert_rank0_alone_wrote(base / "notes")
+    return base / "run"
+
+
+def _assert_rank0_alone_wrote(notes: Path) -> None:
+    assert not (notes / "rank1.txt").exists(), (notes / "rank1.txt").read_text()
+    assert LAST in {Path(line).name for line in (notes / "rank0.txt").read_text().splitlines()}
+
+
+def _assert_same_run(single: Path, other: Path) -> None:
+    a, b = load_pretrain_checkpoint(single / LAST), load_pretrain_checkpoint(other / LAST)
     assert a["synco"]["world_size"] == b["synco"]["world_size"] == 2
     assert a["epoch"] == b["epoch"] == 2 and a["synco"]["global_step"] == b["synco"]["global_step"] == 4
     assert a["state_dict"].keys() == b["state_dict"].keys()
@@ -111,9 +126,37 @@ def test_two_nodes_of_one_process_train_what_one_node_of_two_processes_trains(tm
     for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
         assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
     assert torch.equal(a["synco"]["rng"]["model_generator"], b["synco"]["rng"]["model_generator"])
-    rows = _train_rows(multi)
+    rows = _train_rows(other)
     assert len(rows) == 4 and rows == _train_rows(single)
-    for notes in ("notes-single", "notes-multi"):
-        assert not (tmp_path / notes / "rank1.txt").exists(), (tmp_path / notes / "rank1.txt").read_text()
-        written = {Path(line).name for line in (tmp_path / notes / "rank0.txt").read_text().splitlines()}
-        assert LAST in written, written
+
+
+def test_two_nodes_of_one_process_train_what_one_node_of_two_processes_trains(world, single, tmp_path):
+    _wait(_two_nodes(world, tmp_path / "multi", tmp_path / "notes"))
+    _assert_same_run(single, tmp_path / "multi")
+    _assert_rank0_alone_wrote(tmp_path / "notes")
+
+
+def test_a_two_node_bench_stage_through_submitit_trains_the_same(world, single, tmp_path, monkeypatch):
+    """The Slurm executor's job function on a real submitit executor: LocalExecutor's two tasks are
+    the two nodes (one task per node, rank = node), each starting torchrun with the job's rendezvous."""
+    submitit = pytest.importorskip("submitit")
+    from synco.pipeline.manifest import Manifests  # noqa: PLC0415
+    from synco.pipeline.plan import Stage  # noqa: PLC0415
+    from synco.pipeline.slurm import StageJob  # noqa: PLC0415
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    output = tmp_path / "bench"
+    args = ("pretrain", "--config", "toy_synco", "--data", str(world), "--output", str(output / "run"), "--resume",
+            "--no-progress", *TINY)
+    stage = Stage("pretrain:two-nodes", "pretrain", args, nodes=2)
+    executor = submitit.LocalExecutor(folder=str(tmp_path / "submitit"))
+    executor.update_parameters(tasks_per_node=2, timeout_min=TIMEOUT / 60)
+    job = executor.submit(StageJob(str(output), stage))
+    assert job.results() == ["complete", "complete"], job.stderr()
+    _assert_same_run(single, output / "run")
+    manifest = Manifests(output).read(stage)
+    assert manifest["status"] == "complete" and manifest["attempts"] == 1  # node 1 did not start one too
+    logs = {path.name: path.read_text() for path in (output / "logs").iterdir()}
+    assert set(logs) == {"pretrain__two-nodes.log", "pretrain__two-nodes.node1.log"}
+    assert "--nnodes=2 --node-rank=0 --rdzv-backend=c10d" in logs["pretrain__two-nodes.log"]
+    assert "--nnodes=2 --node-rank=1 --rdzv-backend=c10d" in logs["pretrain__two-nodes.node1.log"]
