@@ -12,13 +12,18 @@ import sys
 
 from synco.common.errors import UserError
 from transfer.convert.layouts import ALIASES, DINO_BRANCHES, FORMAT_NAMES
+from transfer.convert.provenance import INPUT_STYLES
+
+INPUT_STYLE_HELP = ("how the weights expect input, for a file that does not record it: torchvision (RGB, stride "
+                    "in the 3x3 conv) or msra (BGR, stride in the 1x1 conv); refused if the file records otherwise")
 
 _EPILOG = f"""\
 source formats (auto-detected in this order): {', '.join(FORMAT_NAMES)}
   (aliases: {', '.join(f'{alias}={name}' for alias, name in ALIASES.items())})
 Fails, writing nothing, unless every backbone tensor of the inferred ResNet is
 mapped with the right shape. --to d2 also writes OUT.yaml with the detectron2
-settings the weights need (INPUT.FORMAT, PIXEL_MEAN/STD, STRIDE_IN_1X1, ...).
+settings the weights need (INPUT.FORMAT, PIXEL_MEAN/STD, STRIDE_IN_1X1, ...),
+taken from what the file records, or from --input-style where it records nothing.
 """
 
 
@@ -36,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", dest="fmt", metavar="NAME", help="force the source format instead of detecting it")
     parser.add_argument("--dino-branch", choices=DINO_BRANCHES, default="teacher",
                         help="which DINO network to convert (default: teacher)")
+    parser.add_argument("--input-style", choices=list(INPUT_STYLES), help=INPUT_STYLE_HELP)
     parser.add_argument("--overwrite", action="store_true", help="replace OUT (and its sidecar) if it exists")
     parser.add_argument("--dry-run", action="store_true", help="check and report without writing OUT")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         dino_branch=args.dino_branch,
         overwrite=args.overwrite,
         trust_pickle=args.trust_pickle,
+        input_style=args.input_style,
     )
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)

@@ -103,6 +103,7 @@ class Fixture:
     fmt: str
     source: dict[str, torch.Tensor]
     style: dict[str, Any]
+    input_style: str | None = None  # the --input-style a file that records none needs
 
     def write(self, directory: Path, stem: str = "ckpt") -> Path:
         path = directory / f"{stem}{self.suffix}"
@@ -211,11 +212,32 @@ def lightly(arch: str) -> Fixture:
     return Fixture(obj, ".ckpt", "lightly", torchvision_state(arch), TV_STYLE)
 
 
+#: mmengine's Runner.save_checkpoint stores ``meta['cfg'] = self.cfg.pretty_text`` (open-mmlab/mmengine
+#: mmengine/runner/runner.py @254342938d9b); the backbone part of mmselfsup's
+#: configs/selfsup/_base_/models/mocov2.py (@db861f30487c), which sets no `style` (mm ResNet's default 'pytorch').
+MMSELFSUP_MOCOV2_CFG = """model = dict(
+    type='MoCo',
+    queue_len=65536,
+    feat_dim=128,
+    momentum=0.999,
+    data_preprocessor=dict(
+        mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375), bgr_to_rgb=True),
+    backbone=dict(
+        type='ResNet',
+        depth=50,
+        in_channels=3,
+        out_indices=[4],
+        norm_cfg=dict(type='BN')),
+    neck=dict(type='MoCoV2Neck', in_channels=2048, hid_channels=2048, out_channels=128, with_avg_pool=True))
+"""
+
+
 def mmselfsup(arch: str) -> Fixture:
     body = backbone(torchvision_state(arch))  # mm ResNet names == torchvision names (conv1, bn1, downsample.0/1)
     state = {**prefixed(body, "backbone."), **mlp("neck.mlp."), **prefixed(body, "momentum_encoder.module.0."),
              "momentum_encoder.steps": torch.tensor(10), "queue": torch.randn(4, 32), "queue_ptr": torch.zeros(1)}
-    obj = {"meta": {"mmengine_version": "0.10.1", "epoch": 200}, "state_dict": state, "message_hub": {}}
+    obj = {"meta": {"mmengine_version": "0.10.1", "epoch": 200, "cfg": MMSELFSUP_MOCOV2_CFG}, "state_dict": state,
+           "message_hub": {}}
     return Fixture(obj, ".pth", "mmselfsup", torchvision_state(arch), TV_STYLE)
 
 
@@ -242,7 +264,7 @@ def detectron2_fpn_pth(arch: str) -> Fixture:
                   "proposal_generator.rpn_head.conv.weight": torch.randn(4, 4, 3, 3),
                   "roi_heads.box_predictor.cls_score.weight": torch.randn(3, 8)})
     return Fixture({"model": model, "iteration": 90000}, ".pth", "detectron2", torchvision_state(arch),
-                   D2_DEFAULT_STYLE)
+                   D2_DEFAULT_STYLE, "msra")
 
 
 def detectron2_c4_pth(arch: str) -> Fixture:
@@ -252,7 +274,7 @@ def detectron2_c4_pth(arch: str) -> Fixture:
         name = d2_name(k)
         model[f"roi_heads.{name}" if name.startswith("res5.") else f"backbone.{name}"] = v
     model["roi_heads.box_predictor.bbox_pred.weight"] = torch.randn(4, 8)
-    return Fixture({"model": model}, ".pth", "detectron2", torchvision_state(arch), D2_DEFAULT_STYLE)
+    return Fixture({"model": model}, ".pth", "detectron2", torchvision_state(arch), D2_DEFAULT_STYLE, "msra")
 
 
 BUILDERS: dict[str, Callable[[str], Fixture]] = {

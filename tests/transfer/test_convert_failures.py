@@ -124,8 +124,13 @@ def test_caffe_style_detectron2_weights_not_exported_to_torchvision(capsys, tmp_
     src = BUILDERS["detectron2-c4-pth"]("resnet18").write(tmp_path, "model_final")
     out = tmp_path / "out.pth"
     assert main(["convert", str(src), str(out), "--to", "torchvision"]) != 0
-    assert "MSRA/Caffe-style ResNet (INPUT.FORMAT BGR, STRIDE_IN_1X1 True" in capsys.readouterr().err
+    assert "does not record how its ResNet was fed" in capsys.readouterr().err  # nothing recorded: no guess
+    assert main(["convert", str(src), str(out), "--to", "torchvision", "--input-style", "msra"]) != 0
+    err = capsys.readouterr().err
+    assert "MSRA/Caffe-style ResNet (INPUT.FORMAT BGR, STRIDE_IN_1X1 True: stated by the user" in err
     assert not out.exists()
+    assert main(["convert", str(src), str(out), "--to", "torchvision", "--input-style", "torchvision"]) == 0
+    out.unlink()
     # A sidecar declaring torchvision style makes it allowed.
     Path(f"{src}.yaml").write_text("detectron2: {INPUT.FORMAT: RGB, MODEL.RESNETS.STRIDE_IN_1X1: false}\n")
     assert main(["convert", str(src), str(out), "--to", "torchvision"]) == 0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+import yaml
 
 from synco.common.errors import UserError
 from tests.transfer.checkpoint_builders import ARCHS, BUILDERS, TV_STYLE, d2_name, dino_checkpoint, weights
@@ -25,7 +26,7 @@ def test_detected_and_converted_to_detectron2(name: str, arch: str, tmp_path) ->
     src = fixture.write(tmp_path)
     out = tmp_path / "out.pkl"
 
-    report = convert_checkpoint(src, out)
+    report = convert_checkpoint(src, out, input_style=fixture.input_style)
 
     assert (report.format, report.arch) == (fixture.fmt, arch)
     expected = {d2_name(k): v for k, v in weights(fixture.source).items()}
@@ -93,10 +94,16 @@ def test_forced_format_and_alias(tmp_path) -> None:
         convert_checkpoint(src, None, fmt="caffe")
 
 
-def test_detectron2_training_checkpoint_keeps_detectron2_default_settings(tmp_path) -> None:
-    """A d2 .pth with no sidecar and no torchvision author is MSRA/Caffe style: BGR, stride in 1x1."""
+def test_detectron2_training_checkpoint_needs_its_input_style_stated(tmp_path) -> None:
+    """A d2 .pth records neither sidecar nor author: refused without --input-style, which is then recorded."""
     fixture = BUILDERS["detectron2-fpn-pth"]("resnet18")
-    report = convert_checkpoint(fixture.write(tmp_path), tmp_path / "out.pkl")
+    with pytest.raises(UserError, match="does not record how its ResNet was fed.*--input-style torchvision[|]msra"):
+        convert_checkpoint(fixture.write(tmp_path), tmp_path / "out.pkl")
+    assert not (tmp_path / "out.pkl").exists() and not (tmp_path / "out.pkl.yaml").exists()
+    report = convert_checkpoint(fixture.write(tmp_path), tmp_path / "out.pkl", input_style="msra")
+    source = yaml.safe_load((tmp_path / "out.pkl.yaml").read_text())["source"]
+    assert source["input_style"] == "msra" and source["input_style_stated_by_user"] is True
+    assert "stated by the user" in source["input_style_from"]
     assert report.settings["INPUT.FORMAT"] == "BGR"
     assert report.settings["MODEL.RESNETS.STRIDE_IN_1X1"] is True
     assert report.settings["MODEL.PIXEL_STD"] == [1.0, 1.0, 1.0]

@@ -38,23 +38,40 @@ def test_torchvision_author_without_sidecar_means_torchvision_style(tmp_path) ->
     assert load_input_settings(src) == TORCHVISION_EXPECTED
 
 
-@pytest.mark.parametrize("author", ["Caffe2", "Detectron2 Model Zoo", None])
-def test_other_pkl_without_sidecar_gets_detectron2_defaults(tmp_path, author) -> None:
+def _pkl_by(tmp_path, author):
     fixture = BUILDERS["detectron2-pkl"]("resnet18")
     obj = {"model": fixture.obj["model"], **({"__author__": author} if author else {})}
     path = tmp_path / "model_final.pkl"
     with path.open("wb") as handle:
         pickle.dump(obj, handle)
-    settings = load_input_settings(path)
+    return path
+
+
+def test_caffe2_author_records_msra_style(tmp_path) -> None:
+    settings = load_input_settings(_pkl_by(tmp_path, "Caffe2"))
     assert settings["INPUT.FORMAT"] == "BGR" and settings["MODEL.RESNETS.STRIDE_IN_1X1"] is True
     assert settings["MODEL.PIXEL_MEAN"] == [103.530, 116.280, 123.675]
     assert settings["MODEL.RESNETS.DEPTH"] == 18 and settings["MODEL.RESNETS.RES2_OUT_CHANNELS"] == 64
+    with pytest.raises(UserError, match="--input-style torchvision contradicts .*__author__ 'Caffe2'"):
+        load_input_settings(_pkl_by(tmp_path, "Caffe2"), input_style="torchvision")
+
+
+@pytest.mark.parametrize("author", ["Detectron2 Model Zoo", None])
+def test_pkl_recording_no_style_is_refused_unless_stated(tmp_path, author) -> None:
+    path = _pkl_by(tmp_path, author)
+    with pytest.raises(UserError, match="does not record how its ResNet was fed"):
+        load_input_settings(path)
+    assert load_input_settings(path, input_style="msra")["INPUT.FORMAT"] == "BGR"
+    stated = load_input_settings(path, input_style="torchvision")
+    assert stated["INPUT.FORMAT"] == "RGB" and stated["MODEL.RESNETS.STRIDE_IN_1X1"] is False
 
 
 def test_caffe_style_input_keeps_its_settings_through_passthrough(tmp_path) -> None:
     src = BUILDERS["detectron2-c4-pth"]("resnet18").write(tmp_path, "model_final")
-    convert_checkpoint(src, tmp_path / "out.pkl")
+    convert_checkpoint(src, tmp_path / "out.pkl", input_style="msra")
     assert load_input_settings(tmp_path / "out.pkl")["INPUT.FORMAT"] == "BGR"
+    with pytest.raises(UserError, match="contradicts .*its settings sidecar"):
+        load_input_settings(tmp_path / "out.pkl", input_style="torchvision")
 
 
 def test_our_pkl_whose_sidecar_was_lost_is_an_error(tmp_path) -> None:

@@ -7,6 +7,8 @@ formats and the guarantees.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +21,15 @@ from transfer.convert.detect import detect
 from transfer.convert.drop_reasons import BATCH_COUNTERS
 from transfer.convert.layouts import DINO_BRANCHES
 from transfer.convert.mapping import MappedBackbone, map_backbone
+from transfer.convert.provenance import Style, check_style_name
 from transfer.convert.reading import load_checkpoint
 from transfer.convert.report import ConversionReport
 from transfer.convert.resnet_spec import batch_counter_names, reference_shapes, required_names
 from transfer.convert.settings import (
-    TORCHVISION_STYLE,
-    input_style,
     is_torchvision_style,
     render_sidecar,
     sidecar_path,
+    style_of,
     with_arch,
 )
 from transfer.convert.writers import (
@@ -46,16 +48,33 @@ def _check_destination(dst: Path, to: str, overwrite: bool) -> list[Path]:
     if to == "d2" and dst.suffix != ".pkl":
         raise UserError(f"--to d2 writes a detectron2 pickle, whose name must end in .pkl (got {dst}); "
                         "detectron2 only reads numpy weights from .pkl files")
-    ancestor = dst.parent
-    while not ancestor.exists():  # missing folders are created when the outputs are written
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UserError(f"cannot write {dst}: {ancestor} is not a folder")
+    _check_writable_folder(dst)
     paths = [dst, sidecar_path(dst)] if to == "d2" else [dst]
     existing = [str(path) for path in paths if path.exists()]
     if existing and not overwrite:
         raise UserError(f"{', '.join(existing)} already exists; pass --overwrite to replace it")
     return paths
+
+
+def _check_writable_folder(dst: Path) -> None:
+    """Refuse, before the input is read, a destination whose folder cannot be made or written.
+
+    Why a probe file: permission bits do not tell (root passes ``os.access``
+    on read-only or virtual file systems such as /proc and /sys); creating
+    and removing a temporary file in the nearest existing folder does.
+    """
+    ancestor = dst.parent
+    while not os.path.lexists(ancestor):  # missing folders are created when the outputs are written
+        ancestor = ancestor.parent
+    if ancestor.is_symlink() and not ancestor.exists():
+        raise UserError(f"cannot write {dst}: {ancestor} is a link to a missing folder")
+    if not ancestor.is_dir():
+        raise UserError(f"cannot write {dst}: {ancestor} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write {dst}: {ancestor} is not writable ({exc.strerror or exc})") from None
 
 
 def _pretraining_label(obj: Any) -> dict[str, Any]:
@@ -74,17 +93,22 @@ def _torchvision_counters(backbone: MappedBackbone) -> tuple[dict[str, torch.Ten
     return counters, notes
 
 
-def _refuse_non_torchvision_style(settings: dict[str, Any], src: Path) -> None:
+def _refuse_non_torchvision_style(style: Style, src: Path) -> None:
     """A torchvision ResNet takes RGB and strides in the 3x3 conv; other weights would compute something else."""
-    if is_torchvision_style(settings):
+    if is_torchvision_style(style.settings):
         return
     raise UserError(
-        f"{src} holds weights for an MSRA/Caffe-style ResNet (INPUT.FORMAT {settings.get('INPUT.FORMAT')}, "
-        f"STRIDE_IN_1X1 {settings.get('MODEL.RESNETS.STRIDE_IN_1X1')}: detectron2's defaults for a file without a "
-        "settings sidecar); a torchvision ResNet takes RGB with the stride in the 3x3 conv, so the export would "
-        f"compute something else. If these are torchvision-style weights, write {sidecar_path(src)} with "
-        "`detectron2: {INPUT.FORMAT: RGB, MODEL.RESNETS.STRIDE_IN_1X1: false}`"
+        f"{src} holds weights for an MSRA/Caffe-style ResNet (INPUT.FORMAT {style.settings.get('INPUT.FORMAT')}, "
+        f"STRIDE_IN_1X1 {style.settings.get('MODEL.RESNETS.STRIDE_IN_1X1')}: {style.basis}); a torchvision ResNet "
+        "takes RGB with the stride in the 3x3 conv and cannot put it in the 1x1 conv, so the export would compute "
+        "something else; convert it to detectron2 (--to d2) instead"
     )
+
+
+def _style_source(style: Style) -> dict[str, Any]:
+    """The sidecar's record of where the input style came from (the user, or the file)."""
+    return {"input_style": style.name, "input_style_from": style.basis,
+            **({"input_style_stated_by_user": True} if style.stated else {})}
 
 
 def convert_checkpoint(
@@ -96,12 +120,15 @@ def convert_checkpoint(
     dino_branch: str = "teacher",
     overwrite: bool = False,
     trust_pickle: bool = False,
+    input_style: str | None = None,
 ) -> ConversionReport:
     """Convert the ResNet backbone in ``src`` to detectron2 (``to="d2"``) or torchvision form.
 
     ``dst=None`` checks and reports without writing. ``fmt`` forces a source
     format (see ``FORMAT_NAMES``); ``dino_branch`` picks DINO's teacher or
-    student; ``trust_pickle`` allows full unpickling (see ``reading``).
+    student; ``trust_pickle`` allows full unpickling (see ``reading``);
+    ``input_style`` is the user's ``--input-style`` (needed only where
+    the file records none, see :mod:`transfer.convert.provenance`).
     Raises ``UserError`` (and writes nothing) unless every tensor of the
     inferred architecture is mapped with the right shape.
     """
@@ -109,6 +136,7 @@ def convert_checkpoint(
         raise UserError(f"unknown output kind {to!r}; choose one of: {', '.join(OUTPUT_KINDS)}")
     if dino_branch not in DINO_BRANCHES:
         raise UserError(f"--dino-branch must be one of {', '.join(DINO_BRANCHES)}, not {dino_branch!r}")
+    check_style_name(input_style)
     src = Path(src)
     dst = Path(dst) if dst is not None else None
     if dst is not None:
@@ -117,8 +145,8 @@ def convert_checkpoint(
     loaded = load_checkpoint(src, trust_pickle=trust_pickle)
     found = detect(loaded.obj, fmt, dino_branch)
     backbone = map_backbone(found.flat, found.layout, found.classified)
-    style = input_style(loaded.obj, src) if found.layout.name == "detectron2" else dict(TORCHVISION_STYLE)
-    settings = with_arch(style, backbone.arch.depth)
+    style = style_of(loaded.obj, src, found.layout.name, input_style)
+    settings = with_arch(style.settings, backbone.arch.depth)
     report = ConversionReport(
         input_path=str(src), input_sha256=loaded.sha256, format=found.layout.name,
         format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,
@@ -128,14 +156,17 @@ def convert_checkpoint(
     )
     if to == "d2":
         source = {"path": str(src.resolve()), "sha256": loaded.sha256, "format": found.layout.name,
-                  "arch": backbone.arch.name, **_pretraining_label(loaded.obj)}
+                  "arch": backbone.arch.name, **_pretraining_label(loaded.obj), **_style_source(style)}
         outputs = _detectron2_outputs(backbone, settings, source, dst, report)
     else:
-        _refuse_non_torchvision_style(settings, src)
+        _refuse_non_torchvision_style(style, src)
         outputs = _torchvision_outputs(backbone, dst, report)
     report.dropped = backbone.drops.groups()
     if outputs:
-        atomic_write_files(outputs)
+        try:
+            atomic_write_files(outputs)
+        except OSError as exc:  # checked writable above; this is the disk or the folder changing meanwhile
+            raise UserError(f"cannot write {dst}: {exc.strerror or exc}") from None
         report.output_path = str(dst)
     return report
 
@@ -164,7 +195,7 @@ def _torchvision_outputs(backbone: MappedBackbone, dst: Path | None,
 
 
 def backbone_state_dict(src: str | Path, fmt: str | None = None, *, dino_branch: str = "teacher",
-                        trust_pickle: bool = False
+                        trust_pickle: bool = False, input_style: str | None = None
                         ) -> tuple[dict[str, torch.Tensor], ConversionReport, dict[str, Any]]:
     """The ResNet backbone in ``src`` as an in-memory torchvision state dict (no fc), its report, its provenance.
 
@@ -181,9 +212,9 @@ def backbone_state_dict(src: str | Path, fmt: str | None = None, *, dino_branch:
     loaded = load_checkpoint(src, trust_pickle=trust_pickle)
     found = detect(loaded.obj, fmt, dino_branch)
     backbone = map_backbone(found.flat, found.layout, found.classified)
-    style = input_style(loaded.obj, src) if found.layout.name == "detectron2" else dict(TORCHVISION_STYLE)
-    settings = with_arch(style, backbone.arch.depth)
-    _refuse_non_torchvision_style(settings, src)
+    style = style_of(loaded.obj, src, found.layout.name, input_style)
+    settings = with_arch(style.settings, backbone.arch.depth)
+    _refuse_non_torchvision_style(style, src)
     report = ConversionReport(
         input_path=str(src), input_sha256=loaded.sha256, format=found.layout.name,
         format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,

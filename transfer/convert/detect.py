@@ -24,6 +24,8 @@ from transfer.convert.mapping import Classified, classify, is_tensor
 
 _CAFFE2 = re.compile(r"^(?:conv1_w|res_conv1_bn_[sb]|res\d+_\d+_branch\w+)$")
 _VIT = frozenset({"patch_embed", "cls_token", "pos_embed", "blocks"})
+# lightly.models.ResNetGenerator's blocks name their projection shortcut `shortcut.0` (conv) / `shortcut.1` (BN)
+_LIGHTLY_GENERATOR = re.compile(r"(?:^|\.)(?:layer[1-4]|\d+)\.\d+\.shortcut\.[01]\.\w+$")
 
 
 @dataclass
@@ -70,6 +72,7 @@ def detect(obj: Any, forced: str | None = None, dino_branch: str = "teacher") ->
     """Find the layout of a loaded checkpoint (``forced``: a format name to use instead of searching)."""
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
+    _refuse_lightly_generator(obj)
     if forced is not None:
         name = resolve_format(forced)
         layout = next(layout for layout in layouts(dino_branch) if layout.name == name)
@@ -126,3 +129,25 @@ def _refuse_known_non_resnets(obj: Any) -> None:
         vit = [key for key in tensors if _VIT & set(key.split("."))]
         if vit:
             raise UserError(f"this looks like a Vision Transformer ({', '.join(vit[:3])}), not a ResNet")
+
+
+def _refuse_lightly_generator(obj: Any) -> None:
+    """lightly's own ResNet is a different network, not a renamed torchvision one: say what it is.
+
+    Why refused: ``lightly.models.ResNetGenerator`` (lightly/models/resnet.py)
+    is a CIFAR-style ResNet: a 3x3 stride-1 stem conv and no max-pool, where
+    torchvision and detectron2 have a 7x7 stride-2 conv and a max-pool. No
+    renaming makes its weights compute the same function in those networks.
+    Left to the lightly layout, its ``nn.Sequential`` indices (2..5 for
+    layer1..4) would only yield a confusing "blocks per stage" message.
+    """
+    for _, tensors in _tensor_mappings(obj):
+        keys = [key for key in tensors if _LIGHTLY_GENERATOR.search(key)]
+        if keys:
+            raise UserError(
+                f"this is lightly's own ResNet (lightly.models.ResNetGenerator; {', '.join(keys[:2])}), a "
+                "CIFAR-style network with a 3x3 stride-1 stem and no max-pool, not a torchvision ResNet; "
+                "detectron2's and torchvision's ResNets (7x7 stride-2 stem + max-pool) cannot hold it, so it is "
+                "refused. For transferable weights, pretrain with a torchvision backbone in lightly "
+                "(nn.Sequential(*list(torchvision.models.resnet50().children())[:-1]))"
+            )

@@ -22,6 +22,7 @@ _REASONS: tuple[tuple[str, str], ...] = (
     (r"queue\w*|memory_bank|bank|bank_ptr", "negative-sample queue / memory bank"),
     (r"predictor|prediction_head|prediction_head_momentum", "predictor head"),
     (r"prototypes\d*", "clustering prototypes"),
+    (r"bn", "BatchNorm of the projector output (Barlow Twins' loss normalisation), not the ResNet"),
     (r"top_layer|classifier|linear|clf|fc\d*|heads?", "classifier or projection head"),
     (r"projection_head\w*|projector|momentum_projector|neck|mlp|last_layer|projection\w*",
      "projection head"),

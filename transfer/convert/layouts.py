@@ -66,6 +66,16 @@ _SYNCO = Layout(
 )
 #: The layouts tried after DINO's, in detection order: markers first, the plain torchvision names last.
 _AFTER_DINO: tuple[Layout, ...] = (
+    # facebookresearch/barlowtwins main.py and facebookresearch/vicreg main_vicreg.py save
+    # dict(epoch, model=DDP(model).state_dict(), optimizer): a torchvision resnet50 (fc = Identity, so no fc
+    # tensors) under `module.backbone.`, the MLP under `module.projector.`, Barlow Twins' BatchNorm1d `module.bn.`
+    Layout(
+        "barlowtwins",
+        "Barlow Twins / VICReg training checkpoint (`model` with `module.backbone.` torchvision names + `projector`)",
+        (("model",),), (("module.backbone.", ""), ("backbone.", "")),
+        marker=lambda top, flat: "epoch" in top and _has_component("projector")(top, flat),
+        marker_text="top-level `epoch` and `model` with projector tensors",
+    ),
     Layout(
         "vissl",
         "VISSL checkpoint (classy_state_dict -> base_model -> model -> trunk, `_feature_blocks.`)",
@@ -140,7 +150,8 @@ def layouts(dino_branch: str = "teacher") -> tuple[Layout, ...]:
 
 
 FORMAT_NAMES: tuple[str, ...] = tuple(layout.name for layout in layouts())
-ALIASES = {"timm": "torchvision", "mmpretrain": "mmselfsup", "d2": "detectron2", "deepcluster-v2": "swav"}
+ALIASES = {"vicreg": "barlowtwins", "timm": "torchvision", "mmpretrain": "mmselfsup", "d2": "detectron2",
+           "deepcluster-v2": "swav"}
 
 
 def find_container(obj: Any, path: tuple[str, ...]) -> Mapping[str, Any] | None:

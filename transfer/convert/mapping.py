@@ -72,6 +72,10 @@ def classify(keys: Iterable[str], layout: Layout) -> Classified:
             if not key.startswith(prefix):
                 continue
             rest = replacement + key[len(prefix):]
+            dropped = naming.dropped_head(rest)
+            if dropped is not None:
+                result.drops.add(f"{prefix}{dropped}.*", naming.head_drops[dropped])
+                break
             head = naming.head_of(rest)
             if head in naming.heads:
                 canonical = naming.parse(rest)
@@ -79,9 +83,6 @@ def classify(keys: Iterable[str], layout: Layout) -> Classified:
                     result.unexpected.append((key, rest))
                 else:
                     result.claimed.setdefault(canonical, []).append(key)
-                break
-            if head in naming.head_drops:
-                result.drops.add(f"{prefix}{head}.*", naming.head_drops[head])
                 break
         else:
             result.drops.add(*explain(key))
@@ -111,9 +112,25 @@ def _refuse_variants(unexpected: list[tuple[str, str]]) -> None:
 
 
 def _to_tensor(value: Any) -> torch.Tensor:
+    """A torch view of a numpy array or tensor, with its shape kept.
+
+    Why the reshape: ``np.ascontiguousarray`` returns at least one dimension,
+    so a 0-d array (a BN counter in a ``.pkl`` written by MoCo's or
+    detectron2's converters) would come back with shape (1,).
+    """
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
+        return torch.from_numpy(np.ascontiguousarray(value).reshape(value.shape))
     return value.detach()
+
+
+def _refuse_non_finite(tensors: Mapping[str, torch.Tensor], sources: Mapping[str, str]) -> None:
+    """NaN or inf weights would train (or evaluate) to a meaningless number: refuse them, by name."""
+    bad = [f"{sources[name]} ({'NaN' if torch.isnan(tensor).any() else 'inf'})"
+           for name, tensor in tensors.items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise UserError(f"{len(bad)} backbone tensors hold NaN or infinite values, e.g. {_few(bad, 3)}; "
+                        "these weights are broken (a diverged or corrupted run), refusing them")
 
 
 def map_backbone(flat: Mapping[str, Any], layout: Layout, classified: Classified | None = None) -> MappedBackbone:
@@ -160,4 +177,5 @@ def map_backbone(flat: Mapping[str, Any], layout: Layout, classified: Classified
         raise UserError(
             f"shape mismatch with torchvision {arch.name} (wide/CIFAR/other variant?): {_few(mismatched, 3)}"
         )
+    _refuse_non_finite(tensors, sources)
     return MappedBackbone(arch, tensors, counters, sources, classified.drops)

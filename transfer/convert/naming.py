@@ -11,8 +11,12 @@ A :class:`Naming` knows three things about a dialect:
   whose remainder starts with one of these is *inside* the backbone and must
   translate, or the conversion fails (an SE module, a deep stem or an
   avg-down shortcut must never be dropped silently);
-* ``head_drops``: first components that live inside the backbone namespace
-  but are classifier/projection heads (``fc``, detectron2's ``linear``);
+* ``head_drops``: leading name components (one or more, dotted) that live
+  inside the backbone namespace but are classifier/projection heads
+  (``fc``, detectron2's ``linear``, and ``stem.fc``: MoCo's
+  ``detection/convert-pretrain-to-detectron2.py`` prefixes every non-``layer``
+  key with ``stem.``, so MoCo v2's MLP head ``fc.0``/``fc.2`` arrives as
+  ``stem.fc.0``/``stem.fc.2``; detectron2 ignores it, so do we);
 * ``parse``: remainder -> canonical name, or ``None`` if it does not fit.
 
 Lightly convention (checked against lightly's examples): the backbone is
@@ -125,12 +129,18 @@ class Naming:
     def head_of(self, rest: str) -> str:
         return rest.split(".", 1)[0]
 
+    def dropped_head(self, rest: str) -> str | None:
+        """The ``head_drops`` entry ``rest`` lies under (a whole-component prefix), if any."""
+        return next((head for head in self.head_drops if rest == head or rest.startswith(f"{head}.")), None)
+
 
 TORCHVISION = Naming("torchvision", _TV_HEADS, {"fc": _CLASSIFIER}, _parse_torchvision)
 LIGHTLY = Naming("lightly", frozenset(_LIGHTLY_INDEX), {"9": _CLASSIFIER}, _parse_lightly)
 DETECTRON2 = Naming(
     "detectron2",
     frozenset({"stem", "res2", "res3", "res4", "res5"}),
-    {"linear": "detectron2 ResNet classifier"},
+    {"linear": "detectron2 ResNet classifier",
+     "stem.fc": "MLP projection head that MoCo's convert-pretrain-to-detectron2.py keeps as stem.fc.* "
+                "(not part of the ResNet; detectron2 ignores it)"},
     _parse_detectron2,
 )

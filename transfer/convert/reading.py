@@ -109,7 +109,12 @@ def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> LoadedCheck
     path = Path(path)
     if not path.is_file():
         raise UserError(f"input checkpoint not found: {path}")
-    sha = sha256_of(path)
+    try:
+        if path.stat().st_size == 0:
+            raise UserError(f"{path} is empty (0 bytes), not a checkpoint")
+        sha = sha256_of(path)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     as_pickle = path.suffix == ".pkl" and not zipfile.is_zipfile(path)
     reader = "pickle" if as_pickle else "torch.load"
     try:
@@ -118,6 +123,8 @@ def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> LoadedCheck
         if not trust_pickle and _BLOCKED.search(str(exc)):
             raise UserError(f"{path} stores {_blocked_global(exc)}, not just weights; {_TRUST_HINT}") from exc
         raise UserError(f"cannot read {path} ({reader}): {str(exc).splitlines()[0][:200]}") from exc
-    except (OSError, EOFError, RuntimeError, ValueError, ModuleNotFoundError, AttributeError) as exc:
-        raise UserError(f"cannot read {path} as a checkpoint ({reader}): {str(exc).splitlines()[0][:200]}") from exc
+    except Exception as exc:  # noqa: BLE001 - why broad: unpicklers fed a text or corrupt file raise anything
+        # (IndexError, KeyError, UnicodeDecodeError, struct.error...); all mean "not a checkpoint"
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"cannot read {path} as a checkpoint ({reader}): {type(exc).__name__}: {detail}") from None
     return LoadedCheckpoint(obj, sha, reader)

@@ -20,11 +20,10 @@ a YAML sidecar ``<OUT>.yaml`` (the full file name plus ``.yaml``: ``r50.pkl``
       MODEL.RESNETS.RES2_OUT_CHANNELS: 256   # 64 for R18/R34 (BasicBlock)
     source: {path: ..., sha256: ..., format: ..., arch: ...}
 
-For a ``.pkl`` without a sidecar, :func:`load_input_settings` decides:
-``__author__ == "torchvision"`` (detectron2's own torchvision converter) ->
-torchvision style; ``__author__ == "synco-bench"`` -> error (our sidecar was
-lost, and guessing could be wrong); anything else (Caffe2 blobs, detectron2's
-model zoo, unknown) -> detectron2's defaults, i.e. MSRA/Caffe style.
+For a ``.pkl`` without a sidecar, :func:`load_input_settings` uses what the
+file records (its ``__author__``, see :mod:`transfer.convert.provenance`) or
+the style the user states (``--input-style``); it never guesses, and a
+``synco-bench`` file whose sidecar was lost is an error.
 """
 
 from __future__ import annotations
@@ -36,23 +35,20 @@ import yaml
 
 from synco.common.errors import UserError
 from transfer.convert.detect import detect
+from transfer.convert.provenance import (
+    AUTHOR,
+    DETECTRON2_DEFAULT_STYLE,
+    TORCHVISION_STYLE,
+    Style,
+    recorded_style,
+    resolve_style,
+)
 from transfer.convert.reading import load_checkpoint
 from transfer.convert.resnet_spec import infer_arch
 
-TORCHVISION_STYLE: dict[str, Any] = {
-    "INPUT.FORMAT": "RGB",
-    "MODEL.PIXEL_MEAN": [123.675, 116.280, 103.530],
-    "MODEL.PIXEL_STD": [58.395, 57.120, 57.375],
-    "MODEL.RESNETS.STRIDE_IN_1X1": False,
-}
-DETECTRON2_DEFAULT_STYLE: dict[str, Any] = {
-    "INPUT.FORMAT": "BGR",
-    "MODEL.PIXEL_MEAN": [103.530, 116.280, 123.675],
-    "MODEL.PIXEL_STD": [1.0, 1.0, 1.0],
-    "MODEL.RESNETS.STRIDE_IN_1X1": True,
-}
+__all__ = ["AUTHOR", "DETECTRON2_DEFAULT_STYLE", "KNOWN_KEYS", "TORCHVISION_STYLE", "is_torchvision_style",
+           "load_input_settings", "read_sidecar", "render_sidecar", "sidecar_path", "style_of", "with_arch"]
 KNOWN_KEYS = frozenset(TORCHVISION_STYLE) | {"MODEL.RESNETS.DEPTH", "MODEL.RESNETS.RES2_OUT_CHANNELS"}
-AUTHOR = "synco-bench"
 
 
 def sidecar_path(pkl_path: str | Path) -> Path:
@@ -98,42 +94,37 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     return dict(settings)
 
 
-def style_without_sidecar(obj: Any, path: Path) -> dict[str, Any]:
-    """Settings for a detectron2 file that has no sidecar, from its ``__author__`` (module docstring)."""
-    author = obj.get("__author__") if isinstance(obj, dict) else None
-    if author == "torchvision":
-        return dict(TORCHVISION_STYLE)
-    if author == AUTHOR:
-        raise UserError(
-            f"{path} was written by synco convert but its settings sidecar {sidecar_path(path)} is missing; "
-            "re-run the conversion rather than guess the input format"
-        )
-    return dict(DETECTRON2_DEFAULT_STYLE)
+def _sidecar_style(sidecar: Path) -> Style:
+    given = {key: value for key, value in read_sidecar(sidecar).items() if key in TORCHVISION_STYLE}
+    base = TORCHVISION_STYLE if is_torchvision_style(given) else DETECTRON2_DEFAULT_STYLE
+    return Style({**base, **given}, f"its settings sidecar {sidecar}")
 
 
-def input_style(obj: Any, path: Path) -> dict[str, Any]:
-    """Settings carried by a detectron2 input: its sidecar if present, else by ``__author__``."""
+def style_of(obj: Any, path: Path, layout: str, stated: str | None = None) -> Style:
+    """The input style of ``obj`` (read from ``path``, detected as ``layout``): a detectron2 file's sidecar if
+    it has one, else what the file records, else ``stated`` (see :mod:`transfer.convert.provenance`)."""
     sidecar = sidecar_path(path)
-    if sidecar.is_file():
-        given = {key: value for key, value in read_sidecar(sidecar).items() if key in TORCHVISION_STYLE}
-        base = TORCHVISION_STYLE if is_torchvision_style(given) else DETECTRON2_DEFAULT_STYLE
-        return {**base, **given}
-    return style_without_sidecar(obj, path)
+    if layout == "detectron2" and sidecar.is_file():
+        return resolve_style(_sidecar_style(sidecar), stated, path)
+    return resolve_style(recorded_style(obj, layout, path), stated, path)
 
 
-def load_input_settings(pkl_path: str | Path) -> dict[str, Any]:
+def load_input_settings(pkl_path: str | Path, input_style: str | None = None) -> dict[str, Any]:
     """Detectron2 config settings (exact config keys -> values) that ``pkl_path``'s weights need.
 
-    Reads the sidecar when there is one; otherwise reads the file (safely) and
-    applies the rules of the module docstring, adding DEPTH and
+    Reads the sidecar when there is one (``input_style``, the user's
+    ``--input-style``, must then agree with it); otherwise reads the file
+    (safely) and applies the rules of the module docstring, adding DEPTH and
     RES2_OUT_CHANNELS when the tensor names reveal the depth.
     """
     path = Path(pkl_path)
     sidecar = sidecar_path(path)
     if sidecar.is_file():
-        return read_sidecar(sidecar)
+        settings = read_sidecar(sidecar)
+        resolve_style(_sidecar_style(sidecar), input_style, path)  # refuses a contradiction
+        return settings
     obj = load_checkpoint(path).obj
-    style = style_without_sidecar(obj, path)
+    style = resolve_style(recorded_style(obj, "detectron2", path), input_style, path).settings
     try:
         found = detect(obj, forced="detectron2")
         return with_arch(style, infer_arch(found.classified.claimed).depth)
