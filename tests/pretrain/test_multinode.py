@@ -9,7 +9,14 @@ node ``LOCAL_RANK`` is 0 while ``RANK`` is 1, so code that takes the local
 rank for the global one (writing checkpoints or metrics from "local rank 0",
 seeding by local rank) writes twice or trains differently, and the test
 sees it. Every file write is noted per global rank by the classification
-tests' entry script; rank 1 must write nothing.
+tests' entry script; rank 1 must write nothing. The same two-node run is
+then started the way ``synco bench`` does on Slurm: the job function on
+submitit's real LocalExecutor, whose two tasks stand for the two nodes.
+
+Why no transfer test here: classification tasks start under torchrun the
+same way (``synco.pipeline.launch``) and their 2-process equality is tested
+in ``tests/transfer/classification/test_torchrun.py``; a third torchrun
+pair would add half a minute of startup on 2 cores.
 """
 
 from __future__ import annotations
