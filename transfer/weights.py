@@ -12,9 +12,14 @@ R50-C4), and the input settings come from the weights, never from a guess.
   like every self-supervised row, so only the initialisation differs;
 * ``msra``: detectron2's supervised ImageNet R-50 (``detectron2://ImageNetPretrained/MSRA/R-50.pkl``),
   or a local copy of that Caffe2 file: BGR input, stride in the 1x1 conv;
-* a detectron2 ``.pkl`` (e.g. from ``synco convert``), used as is after the check;
+* a detectron2 ``.pkl`` (e.g. from ``synco convert``, or MoCo's and other
+  projects' converters), used as is after the check;
 * any other checkpoint the converter reads; converted into
   ``OUTPUT/weights/<name>-<sha256[:12]>.pkl`` (reused by a later run of the same file).
+
+``input_style`` is the user's ``--input-style``: needed only for a file that
+does not record how its ResNet was fed, and refused where it contradicts
+what the file (or ``random`` / ``msra``) records.
 """
 
 from __future__ import annotations
@@ -96,6 +101,12 @@ def _caffe2_depth(obj: Any) -> int | None:
     return DEPTHS.get((block, tuple(len(blocks[stage]) for stage in (2, 3, 4, 5))))
 
 
+def _refuse_stated(input_style: str | None, recorded: str, what: str) -> None:
+    if input_style is not None and input_style != recorded:
+        raise UserError(f"--input-style {input_style} contradicts {what}, which takes {recorded}-style input; "
+                        "drop --input-style")
+
+
 def _msra_weights(local: Path, shown: str, method: str | None) -> PreparedWeights:
     """MSRA's Caffe2 R-50 (``shown``: the catalog name or the file): BGR, mean-only, stride in the 1x1 conv."""
     loaded = load_checkpoint(local)
@@ -113,30 +124,40 @@ def _fetch_msra() -> Path:
                         "where there is network and pass its path: --weights /path/to/R-50.pkl") from None
 
 
-def _detectron2_pkl(path: Path, method: str | None, trust_pickle: bool) -> PreparedWeights:
+def _detectron2_pkl(path: Path, method: str | None, trust_pickle: bool, input_style: str | None) -> PreparedWeights:
     loaded = load_checkpoint(path, trust_pickle=trust_pickle)
     obj = loaded.obj
-    if not (isinstance(obj, dict) and "model" in obj and "__author__" in obj):
+    if not (isinstance(obj, dict) and "model" in obj):
         # A Caffe2 blob file: MSRA's R-50.pkl, which detectron2 maps by its own heuristics.
+        _refuse_stated(input_style, "msra", f"{path} (Caffe2 blob names: an MSRA/Caffe2 ResNet)")
         return _msra_weights(path, str(path), method)
-    report = convert_checkpoint(path, None, trust_pickle=trust_pickle)  # coverage check, writes nothing
-    settings = load_input_settings(path)
+    # coverage check (writes nothing), then the recorded or stated input style
+    report = convert_checkpoint(path, None, trust_pickle=trust_pickle, input_style=input_style)
+    settings = load_input_settings(path, input_style)
     _refuse_depth(report.settings.get("MODEL.RESNETS.DEPTH"), str(path))
     source = sidecar_source(path).get("path")  # name the run after what was converted, not the .pkl
     label, epochs = _label(path, method, file_label(Path(str(source)) if source else path))
     return PreparedWeights(str(path), settings, str(path), loaded.sha256, label, epochs, report.to_dict())
 
 
-def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bool) -> PreparedWeights:
+def _reusable(dst: Path, sha: str, input_style: str | None) -> bool:
+    """An earlier conversion of this very file, whose input style was stated now exactly as then (or never)."""
+    source = sidecar_source(dst)
+    stated_then = bool(source.get("input_style_stated_by_user"))
+    return (dst.is_file() and source.get("sha256") == sha and stated_then == (input_style is not None)
+            and (input_style is None or source.get("input_style") == input_style))
+
+
+def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bool,
+             input_style: str | None) -> PreparedWeights:
     # Named after the content, so a finished run's MODEL.WEIGHTS is never overwritten by other weights.
     sha = sha256_of(path)
     dst = weights_dir / f"{file_label(path)}-{sha[:12]}.pkl"
     report = None
-    if dst.is_file() and sidecar_source(dst).get("sha256") == sha:
+    if _reusable(dst, sha, input_style):
         logger.info("reusing %s, converted earlier from this very file", dst)
     else:
-        weights_dir.mkdir(parents=True, exist_ok=True)
-        report = convert_checkpoint(path, dst, overwrite=True, trust_pickle=trust_pickle)
+        report = convert_checkpoint(path, dst, overwrite=True, trust_pickle=trust_pickle, input_style=input_style)
     settings = load_input_settings(dst)
     try:
         _refuse_depth(settings.get("MODEL.RESNETS.DEPTH"), str(path))
@@ -150,20 +171,23 @@ def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bo
 
 
 def prepare_weights(spec: str, weights_dir: Path, *, method: str | None = None,
-                    trust_pickle: bool = False) -> PreparedWeights:
+                    trust_pickle: bool = False, input_style: str | None = None) -> PreparedWeights:
     """Resolve ``--weights`` (see the module docstring); conversions are written to ``weights_dir``.
 
     Raises ``UserError`` for anything that is not a fully covered ResNet-50.
     """
     if spec == "random":
+        _refuse_stated(input_style, "torchvision", "--weights random (the random-init row is fed like every "
+                                                   "self-supervised row)")
         return PreparedWeights("", with_arch(TORCHVISION_STYLE, PROTOCOL_DEPTH), "random", None,
                                method or "random", None)
     if spec == "msra":
+        _refuse_stated(input_style, "msra", "--weights msra (detectron2's Caffe2 R-50)")
         return _msra_weights(_fetch_msra(), MSRA_CATALOG, method)
     path = Path(spec).expanduser()
     if not path.is_file():
         raise UserError(f"weights not found: {spec}; give a checkpoint file, 'random' or 'msra'")
     path = path.resolve()
     if path.suffix == ".pkl":
-        return _detectron2_pkl(path, method, trust_pickle)
-    return _convert(path, weights_dir, method, trust_pickle)
+        return _detectron2_pkl(path, method, trust_pickle, input_style)
+    return _convert(path, weights_dir, method, trust_pickle, input_style)

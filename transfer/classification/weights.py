@@ -49,8 +49,12 @@ def random_backbone(seed: int) -> dict[str, torch.Tensor]:
     return {name: tensor for name, tensor in state.items() if not name.startswith("fc.")}
 
 
-def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickle: bool = False) -> BackboneWeights:
-    """Resolve ``--weights`` (see the module docstring); UserError for anything but a full ResNet-50."""
+def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickle: bool = False,
+                 input_style: str | None = None) -> BackboneWeights:
+    """Resolve ``--weights`` (see the module docstring); UserError for anything but a full ResNet-50.
+
+    ``input_style`` (``--input-style``) is for a file that does not record how its ResNet was fed.
+    """
     if spec == "random":
         return BackboneWeights(random_backbone(seed), "random", None, method or "random", None, f"random:{seed}")
     if spec == "msra":
@@ -61,7 +65,7 @@ def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickl
     if not path.is_file():
         raise UserError(f"weights not found: {spec}; give a checkpoint file or 'random'")
     path = path.resolve()
-    state, report, provenance = backbone_state_dict(path, trust_pickle=trust_pickle)
+    state, report, provenance = backbone_state_dict(path, trust_pickle=trust_pickle, input_style=input_style)
     depth = report.settings.get("MODEL.RESNETS.DEPTH")
     if depth != PROTOCOL_DEPTH:
         raise UserError(f"{path} holds a ResNet-{depth}; the protocol is a ResNet-50, so these weights cannot be "

@@ -9,6 +9,11 @@ Safety vs compatibility, the choice made here:
 * Detectron2/Caffe2 ``.pkl`` files are plain pickles (``encoding="latin1"``
   for old Python 2 pickles) read by an unpickler that resolves only numpy
   array reconstruction, ``OrderedDict`` and ``_codecs.encode``.
+* A reference to a function of the training script itself (``__main__.X``,
+  e.g. VICReg's ``exclude_bias_and_norm`` in its LARS ``param_groups``) can
+  be resolved by no loader, trusted or not: it is read as an inert
+  placeholder (:class:`MainScriptObject`), never imported or called. Only
+  optimizer-like metadata holds such references; a tensor cannot.
 * There is no silent fallback to full unpickling: a file that needs more
   (e.g. a Lightning checkpoint whose hyper-parameters are an ``AttributeDict``)
   fails with the offending global named, and ``trust_pickle=True``
@@ -81,6 +86,16 @@ def _torch_safe_globals() -> list[Any]:
     return allowed
 
 
+class MainScriptObject:
+    """Stands for an object of the training script's ``__main__`` (see the module docstring); inert."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
 def _load_torch(path: Path, trust_pickle: bool) -> Any:
     if trust_pickle:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -88,8 +103,16 @@ def _load_torch(path: Path, trust_pickle: bool) -> Any:
     if not hasattr(serialization, "safe_globals"):  # torch 2.4: only the process-wide allow-list exists
         serialization.add_safe_globals(_torch_safe_globals())
         return torch.load(path, map_location="cpu", weights_only=True)
-    with serialization.safe_globals(_torch_safe_globals()):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    placeholders: list[Any] = []
+    while True:
+        try:
+            with serialization.safe_globals(_torch_safe_globals() + placeholders):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            name = _blocked_global(exc)
+            if not name.startswith("__main__.") or len(placeholders) >= 32:
+                raise
+            placeholders.append((MainScriptObject, name))
 
 
 def _load_pickle(path: Path, trust_pickle: bool) -> Any:
