@@ -1,36 +1,116 @@
 """Atomic file and folder writes: a reader sees the old content or the new, never half.
 
 Everything the project writes that a later step reads (checkpoints, converted
-weights, run records, generated datasets) goes through these helpers.
+weights, run records, generated datasets, tables and plots) goes through these
+helpers.
+
+Faults, and what a user sees:
+
+* A full disk or quota (ENOSPC, EDQUOT) becomes one :class:`UserError`
+  sentence naming the file; the temporaries are removed and the previous
+  file is untouched, so re-running (or ``--resume``) after freeing space is
+  all it takes.
+* A process killed outright (SIGKILL, OOM killer, power loss) cannot remove
+  its temporaries. They are hidden (``.<name>.<pid>@<host>.*.tmp``,
+  ``.<name>.partial-<pid>@<host>.*``) and never carry the real name, so no
+  reader picks them up; the next write of the same target removes those of
+  dead processes on this host (:func:`clean_stale_temporaries`). Temporaries
+  of live processes, or of other hosts on a shared file system, are left
+  alone: they may be another writer's work in progress.
+* A folder is swapped in with one ``renameat2(RENAME_EXCHANGE)`` where Linux
+  offers it, so the target is never absent; elsewhere two renames leave a
+  short window in which the old folder sits at ``.<name>.old-<pid>@<host>.*``,
+  and the next write puts it back if the process died there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
 
+from synco.common.errors import UserError
+
 Writer = Callable[[BinaryIO], None]
+#: Errors that mean "no space left": the device is full, or the user's quota is.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-def atomic_write_files(outputs: Sequence[tuple[str | os.PathLike, Writer]]) -> None:
+def _owner() -> str:
+    """``pid@host`` of this process, as written into temporary names (host without dots)."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0]) or "host"
+    return f"{os.getpid()}@{host}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries of ``target`` left by dead processes of this host; returns what was removed.
+
+    If a process died between the two renames of a folder swap, the old folder
+    is put back first (the target would otherwise be missing).
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:(partial|old)-)?(\d+)@([A-Za-z0-9_-]+)\.")
+    host = _owner().split("@", 1)[1]
+    removed = []
+    for entry in sorted(target.parent.iterdir()):
+        match = pattern.match(entry.name)
+        if not match or match.group(3) != host or _alive(int(match.group(2))):
+            continue
+        if match.group(1) == "old" and (entry / "content").exists() and not target.exists():
+            os.replace(entry / "content", target)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def disk_full_error(path: str | os.PathLike, needed: int | None = None) -> UserError:
+    """The one sentence for ENOSPC/EDQUOT while writing ``path``."""
+    path = Path(path)
+    size = f" ({needed} bytes needed)" if needed else ""
+    before = f"the previous {path} is untouched" if path.exists() else f"nothing was written at {path}"
+    return UserError(f"disk full while writing {path}{size}; {before}; free space and re-run (or resume).")
+
+
+def atomic_write_files(outputs: Sequence[tuple[str | os.PathLike, Writer]], needed: int | None = None) -> None:
     """Write every ``(path, writer)`` to a temp file beside its path, fsync, then rename all into place.
 
     All-or-nothing for a group of files that belong together (weights and
     their settings sidecar): nothing is renamed until every file is written,
     and a failure at any point removes the temporaries, so no half-written
     or orphaned output is ever left behind. Missing folders are created.
+    A full disk is a :class:`UserError` (``needed``: the bytes to write, if known).
     """
     staged: list[tuple[Path, Path]] = []
+    current = Path(outputs[0][0]) if outputs else Path()
     try:
         for path, write in outputs:
-            path = Path(path)
+            current = path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            clean_stale_temporaries(path)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
             staged.append((Path(tmp), path))
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
@@ -38,13 +118,17 @@ def atomic_write_files(outputs: Sequence[tuple[str | os.PathLike, Writer]]) -> N
                 os.fsync(fh.fileno())
         for tmp, path in staged:
             os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise disk_full_error(current, needed) from None
+        raise
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    atomic_write_files([(path, lambda fh: fh.write(data))])
+    atomic_write_files([(path, lambda fh: fh.write(data))], needed=len(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -55,27 +139,47 @@ def atomic_write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> N
     atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # file system or kernel lacks it
+        return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(a))
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh sibling folder; on success it replaces ``target``.
 
     On error (or Ctrl-C) the partial folder is removed and ``target`` is left
     exactly as it was. With ``overwrite`` an existing target is swapped out
-    only after the new content is complete.
+    only after the new content is complete. A full disk is a :class:`UserError`.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    clean_stale_temporaries(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{_owner()}.", dir=target.parent))
     try:
         yield staging
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise disk_full_error(target) from None
         raise
     if target.exists():
         if not overwrite:
             shutil.rmtree(staging, ignore_errors=True)
             raise FileExistsError(target)
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        if _exchange(staging, target):  # staging now holds the old content
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{_owner()}.", dir=target.parent))
         os.replace(target, old / "content")
         os.replace(staging, target)
         shutil.rmtree(old, ignore_errors=True)
@@ -96,5 +200,11 @@ def atomic_link(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     dst = Path(dst)
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)
-    link_or_copy(src, tmp)
-    os.replace(tmp, dst)
+    try:
+        link_or_copy(src, tmp)
+        os.replace(tmp, dst)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in DISK_FULL:
+            raise disk_full_error(dst, Path(src).stat().st_size) from None
+        raise

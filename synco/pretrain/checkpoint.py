@@ -6,8 +6,15 @@ Layout (what facebookresearch/moco writes, so other tools read it)::
      "state_dict": {"module.encoder_q.conv1.weight": ..., "module.encoder_k...",
                     "module.queue.keys": ..., "module.queue.ptr": ...},
      "optimizer": {...},
-     "synco": {"format": 1, "config": {...}, "method": ..., "step": S, "global_step": G,
+     "synco": {"format": 2, "config": {...}, "method": ..., "step": S, "global_step": G,
                "steps_per_epoch": N, "world_size": W, "rng": {...}, "version": ...}}
+
+Everything in it is a tensor or a plain Python value (format 2), so that
+``torch.load(path)`` with torch's default ``weights_only=True`` (torch >= 2.6)
+reads it, as MoCo's own converter does: the numpy and Python RNG states are
+stored as ``{"name", "keys", "pos", ...}`` and ``{"version", "internal",
+"gauss_next"}`` with int64 tensors, not as numpy arrays and tuples. Format-1
+checkpoints (pickled numpy state) are still read and resumed.
 
 ``epoch`` counts finished epochs, as in MoCo (resume starts at ``epoch``);
 ``synco.step`` > 0 marks a checkpoint taken mid-epoch (on SIGTERM/SIGUSR1),
@@ -30,26 +37,50 @@ from synco import __version__
 from synco.common.atomic import atomic_write_bytes
 from synco.common.errors import UserError
 
-FORMAT = 1
+FORMAT = 2
+#: Formats this version resumes from (1: numpy/Python RNG state pickled as-is).
+READABLE_FORMATS = (1, 2)
 LAST = "checkpoint_last.pth.tar"
 
 logger = logging.getLogger(__name__)
 
 
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    """Every RNG stream, as tensors and plain values only (see the module docstring)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+             "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64),
+                        "gauss_next": gauss_next},
              "model_generator": generator.get_state(), "model_generator_device": generator.device.type}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
+def _numpy_state(saved: Any) -> tuple:
+    """``np.random.set_state``'s tuple from format 2's dict (format 1 stored the tuple itself)."""
+    if not isinstance(saved, dict):
+        return saved
+    keys = saved["keys"].numpy().astype(np.uint32)
+    return saved["name"], keys, saved["pos"], saved["has_gauss"], saved["cached_gaussian"]
+
+
+def _python_state(saved: Any) -> tuple:
+    """``random.setstate``'s tuple from format 2's dict (format 1 stored the tuple itself)."""
+    if not isinstance(saved, dict):
+        return saved
+    return saved["version"], tuple(int(x) for x in saved["internal"].tolist()), saved["gauss_next"]
+
+
 def restore_rng(state: dict[str, Any], generator: torch.Generator) -> bool:
     """Restore every RNG stream; returns False if the model generator had to be
     reseeded because the checkpoint came from another device type."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    np.random.set_state(_numpy_state(state["numpy"]))
+    random.setstate(_python_state(state["python"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     if state.get("model_generator_device") == generator.device.type:
@@ -61,7 +92,11 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator) -> bool:
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     config: dict, epoch: int, step: int, global_step: int, steps_per_epoch: int,
                     world_size: int, generator: torch.Generator) -> Path:
-    """Write a checkpoint atomically (serialise to memory, temp file, rename)."""
+    """Write a checkpoint atomically (serialise to memory, temp file, rename).
+
+    A full disk raises :class:`UserError` (one sentence) and leaves the
+    previous checkpoint as it was, so the run can be resumed from it.
+    """
     state = {
         "epoch": epoch,
         "arch": config["arch"],
@@ -91,6 +126,10 @@ def load_pretrain_checkpoint(path: str | os.PathLike) -> dict:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "synco" not in ckpt:
         raise UserError(f"{path} is not a synco-bench pretraining checkpoint (no 'synco' entry); "
                         "to evaluate it, use synco convert / synco transfer.")
+    fmt = ckpt["synco"].get("format") if isinstance(ckpt["synco"], dict) else None
+    if fmt not in READABLE_FORMATS:
+        raise UserError(f"{path} is a pretraining checkpoint of format {fmt!r}, which this version of "
+                        f"synco-bench cannot resume (it reads formats {', '.join(map(str, READABLE_FORMATS))}).")
     return ckpt
 
 

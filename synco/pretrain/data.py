@@ -6,18 +6,33 @@ each process takes a contiguous slice of every global batch (the slice a
 split-BN slice would see on one device), and the two augmented views of image
 ``i`` in epoch ``e`` depend only on ``(seed, e, i)``, whichever worker
 loads them.
+
+Unreadable images (policy: skip, count, log, refuse past a threshold). An
+ImageNet-sized folder (1.28M files) is too big to scan before training, so
+files are only found bad when they are loaded. Every image is opened with PIL
+and converted to RGB (CMYK, greyscale, palette and RGBA files train like the
+rest; a PNG named ``.JPEG`` is read by its content). A file that cannot be
+decoded (zero bytes, truncated, not an image) is replaced by the next readable
+image in folder order (deterministic, so resume stays exact; the views still
+draw from the original index's seed). The training process logs each bad path
+once, as ``{"kind": "unreadable", "path": ..., "reason": ...}`` in the run's
+``metrics.jsonl`` (rank 0; other ranks print a warning line to stderr), and
+stops the run with one sentence once more than ``max_unreadable_fraction``
+(default 1 %) of the dataset has been found bad on one process: a wrong or
+damaged folder is refused rather than silently trained on.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import torchvision.transforms as T
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets import ImageFolder
 
@@ -69,10 +84,30 @@ def resolve_image_folder(root: str | os.PathLike) -> Path:
     return root
 
 
-class TwoViews(Dataset):
-    """Two aug-plus views of each image; indexed by ``(index, epoch)``."""
+#: What PIL raises for a file it cannot decode: empty, truncated, not an image, corrupt headers, bombs.
+UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
-    def __init__(self, root: str | os.PathLike, image_size: int, seed: int = 0, crop_min: float = 0.2):
+
+def open_rgb(path: str) -> Image.Image:
+    """The image at ``path`` as RGB, fully decoded (a truncated file fails here, not mid-augmentation)."""
+    with open(path, "rb") as fh:
+        img = Image.open(fh)
+        img.load()
+        return img.convert("RGB")
+
+
+class TwoViews(Dataset):
+    """Two aug-plus views of each image; indexed by ``(index, epoch)``.
+
+    An item is ``(view_q, view_k, index, skipped)``: ``skipped`` is the number
+    of unreadable files from ``index`` on that were replaced by the next
+    readable one (see the module docstring). The search gives up after
+    ``give_up`` bad files in a row and returns blank views; the training loop
+    refuses the run before it trains on them.
+    """
+
+    def __init__(self, root: str | os.PathLike, image_size: int, seed: int = 0, crop_min: float = 0.2,
+                 give_up: int = 1):
         folder = resolve_image_folder(root)
         try:
             self.images = ImageFolder(str(folder))
@@ -81,24 +116,90 @@ class TwoViews(Dataset):
         if len(self.images) == 0:
             raise UserError(f"no images found under {folder}.")
         self.transform = aug_plus(image_size, crop_min)
-        self.seed = seed
-        self.root = folder
+        self.seed, self.root, self.image_size = seed, folder, image_size
+        self.give_up = max(1, min(give_up, len(self.images)))
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def path(self, index: int) -> str:
+        return self.images.samples[index % len(self.images)][0]
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         index, epoch = key
-        path = self.images.samples[index][0]
-        try:
-            with open(path, "rb") as fh:
-                img = Image.open(fh).convert("RGB")
-        except OSError as exc:
-            raise UserError(f"cannot read image {path}: {exc}") from None
+        img, skipped = None, 0
+        while img is None and skipped < self.give_up:
+            try:
+                img = open_rgb(self.path(index + skipped))
+            except UNREADABLE:
+                skipped += 1
+        if img is None:
+            blank = torch.zeros(3, self.image_size, self.image_size)
+            return blank, blank.clone(), index, skipped
         seed = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return self.transform(img), self.transform(img)
+            return self.transform(img), self.transform(img), index, skipped
+
+
+class UnreadableImages:
+    """This process's record of the unreadable files its loader skipped: each logged once, and a limit.
+
+    ``allowed`` is ``max_fraction`` of the dataset; :attr:`too_many` turns
+    true past it, and the training loop stops every rank at the same step.
+    """
+
+    def __init__(self, dataset: TwoViews, max_fraction: float):
+        if not 0 <= max_fraction <= 1:
+            raise UserError(f"max_unreadable_fraction must be between 0 and 1, got {max_fraction}.")
+        self.dataset = dataset
+        self.max_fraction = max_fraction
+        self.allowed = int(max_fraction * len(dataset))
+        self.found: dict[str, str] = {}
+
+    def give_up(self) -> int:
+        """The bad files in a row after which a loader item gives up (one more than allowed)."""
+        return self.allowed + 1
+
+    def note(self, index: torch.Tensor, skipped: torch.Tensor, log: Callable[[dict], None], rank: int,
+             **where) -> None:
+        """Record a batch's skipped files; each new one is reported once: on rank 0 as a ``log``
+        record (metrics.jsonl) with ``where`` (epoch, global step), on other ranks as a stderr line."""
+        for start, count in zip(index[skipped > 0].tolist(), skipped[skipped > 0].tolist()):
+            for offset in range(count):
+                path = self.dataset.path(start + offset)
+                if path in self.found:
+                    continue
+                self.found[path] = reason = _reason(path)
+                if rank == 0:
+                    log({"kind": "unreadable", **where, "path": path, "reason": reason})
+                else:
+                    print(f"warning (rank {rank}): unreadable image {path} skipped ({reason})", file=sys.stderr)
+
+    @property
+    def too_many(self) -> bool:
+        return len(self.found) > self.allowed
+
+    def error(self) -> UserError:
+        example = next(iter(self.found), "?")
+        return UserError(
+            f"{len(self.found)} unreadable images found under {self.dataset.root} (of {len(self.dataset)}, "
+            f"more than max_unreadable_fraction={self.max_fraction:g} allows; e.g. {example}: "
+            f"{self.found.get(example, '?')}); check that data= names the right folder, or repair the files "
+            "and resume.")
+
+
+def _reason(path: str) -> str:
+    """Why ``path`` cannot be read, in a few words (for the log; the loader only knew that it failed)."""
+    try:
+        open_rgb(path)
+    except UNREADABLE as exc:
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            return "empty file"
+        if isinstance(exc, UnidentifiedImageError):
+            return "not an image PIL can decode"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'cannot decode'}".rstrip(".")
+    return "unreadable when loaded, readable now"
 
 
 class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):

@@ -5,7 +5,10 @@ a plain call trains on one device with split batch norm. The loop writes a
 checkpoint every epoch and on SIGTERM/SIGUSR1 (preemption), resumes exactly
 (data order, augmentations, queue, RNG streams, LR), stops on a non-finite
 loss keeping the last good checkpoint, and logs loss, LR, throughput, the
-data-wait fraction and per-type hardness diagnostics.
+data-wait fraction and per-type hardness diagnostics. Unreadable images are
+skipped, logged and counted (policy: :mod:`synco.pretrain.data`); a full disk
+at checkpoint time stops the run with one sentence, the previous checkpoint
+kept for ``--resume``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from synco.common.atomic import atomic_link
 from synco.common.errors import UserError
 from synco.pretrain.checkpoint import LAST, check_compatible, find_resume_checkpoint, restore_rng, save_checkpoint
 from synco.pretrain.config import PretrainConfig, config_from_dict
-from synco.pretrain.data import ResumableBatchSampler, TwoViews, make_loader
+from synco.pretrain.data import ResumableBatchSampler, TwoViews, UnreadableImages, make_loader
 from synco.pretrain.metrics_log import MetricsLogger, StepMeter
 from synco.pretrain.model import MomentumContrast
 from synco.pretrain.monitor import KnnMonitor, monitor_root
@@ -116,7 +119,8 @@ def _restore(found: tuple[Path, dict], model: MomentumContrast, optimizer: torch
     return epoch, step, global_step
 
 
-_OBSERVERS = ("workers", "log_every", "epochs", "knn_every", "knn_data", "knn_train_per_class", "knn_val_per_class")
+_OBSERVERS = ("workers", "log_every", "epochs", "knn_every", "knn_data", "knn_train_per_class", "knn_val_per_class",
+              "max_unreadable_fraction")
 
 
 @dataclass
@@ -153,6 +157,7 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
     torch.manual_seed(cfg.seed + rank)
 
     dataset = TwoViews(cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
+    dataset.give_up = UnreadableImages(dataset, cfg.max_unreadable_fraction).give_up()
     model = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature,
                              cfg.synthesis_config(), bn_splits=cfg.resolved_bn_splits(world), seed=cfg.seed)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -200,6 +205,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     logger = MetricsLogger(output, enabled=run.rank == 0, resume_global_step=global_step if run.resumed else None)
     config_dict = cfg.to_dict()
     meter = StepMeter(logger, cfg.batch_size, cfg.log_every, None)
+    bad = UnreadableImages(run.dataset, cfg.max_unreadable_fraction)
     try:
         with _StopFlag() as stop:
             if not run.resumed:
@@ -210,10 +216,11 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
                 loader = make_loader(run.dataset, sampler, cfg.workers, pin_memory=device.type == "cuda")
                 meter = StepMeter(logger, cfg.batch_size, cfg.log_every,
                                _progress(progress and run.rank == 0, len(sampler), epoch, cfg.epochs))
-                for step, (im_q, im_k) in enumerate(loader, start=start_step):
+                for step, (im_q, im_k, index, skipped) in enumerate(loader, start=start_step):
                     meter.data_ready()
+                    bad.note(index, skipped, logger.log, run.rank, epoch=epoch, global_step=global_step)
                     lr = cfg.lr_at(epoch + step / run.steps_per_epoch)
-                    loss, diag, signum = _step(run, im_q, im_k, epoch, lr, stop.signum, (step, global_step))
+                    loss, diag, signum = _step(run, im_q, im_k, epoch, lr, stop.signum, (step, global_step), bad)
                     global_step += 1
                     meter.step_done({"loss": loss, **diag}, epoch, step, global_step, lr, step + 1 == sampler.steps)
                     if signum:
@@ -233,11 +240,12 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
 
 
 def _step(run: _Run, im_q: torch.Tensor, im_k: torch.Tensor, epoch: int, lr: float, signum: int,
-          position: tuple[int, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+          position: tuple[int, int], bad: UnreadableImages) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
     """One optimisation step; returns the loss, its diagnostics and the stop signal every rank agreed on.
 
-    One collective per step: any rank's NaN or stop signal stops every rank at
-    the same step. A non-finite loss raises before the weights change.
+    One collective per step: any rank's NaN, stop signal or excess of
+    unreadable images stops every rank at the same step. A non-finite loss or
+    too many unreadable images raise before the weights change.
     """
     for group in run.optimizer.param_groups:
         group["lr"] = lr
@@ -245,9 +253,11 @@ def _step(run: _Run, im_q: torch.Tensor, im_k: torch.Tensor, epoch: int, lr: flo
     im_k = im_k.to(run.device, non_blocking=True, memory_format=run.memory_format)
     with torch.autocast(run.device.type, dtype=torch.bfloat16) if run.cfg.amp else contextlib.nullcontext():
         loss, diag = run.net(im_q, im_k, epoch)
-    flags = torch.tensor([float(not torch.isfinite(loss)), float(signum)], device=run.device)
+    flags = torch.tensor([float(not torch.isfinite(loss)), float(signum), float(bad.too_many)], device=run.device)
     if run.world > 1:
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    if flags[2] > 0:
+        raise bad.error()
     if flags[0] > 0:
         step, global_step = position
         kept = run.output / LAST
