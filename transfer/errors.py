@@ -1,4 +1,5 @@
-"""The failure of a transfer run that started (NaN loss, bad data found by the loader, ...).
+"""The failure of a transfer run that started (NaN loss, bad data found by the loader, ...), and bad input
+found before it starts, reported all at once.
 
 One definition for detection and classification alike, torch- and
 detectron2-free, so that callers (the CLI, the pipeline) can catch it without
@@ -8,6 +9,7 @@ importing either engine.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from synco.common.errors import UserError
@@ -46,3 +48,39 @@ def recording_the_end(end: Callable[..., Any], done: Callable[[], str]) -> Itera
     except Exception as exc:
         end("failed", f"{type(exc).__name__}: {exc}")
         raise
+
+
+def attempt(problems: list[str], check: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``check(*args, **kwargs)``, or None with its UserError's message added to ``problems``.
+
+    Why: a user who fixes one input only to be told about the next has lost a
+    run's start-up each time; the engines check every input this way and
+    report all problems in one message (:func:`problems_error`).
+    """
+    try:
+        return check(*args, **kwargs)
+    except UserError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def problems_error(problems: list[str]) -> UserError:
+    """One problem as it is; several as one sentence, "cannot start: a; b"."""
+    return UserError(problems[0] if len(problems) == 1 else f"cannot start: {'; '.join(problems)}")
+
+
+def _weights_problem(weights: str) -> list[str]:
+    if weights in ("random", "msra") or Path(weights).expanduser().is_file():
+        return []
+    return [f"weights not found: the file {weights} does not exist"]
+
+
+def make_output_folder(output: Path, weights: str) -> Path:
+    """Create the run folder; if that fails, say so together with a missing weights file (the other checks
+    need the folder: converted weights and the failed record go there)."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = f"cannot create the output folder {output} ({exc.strerror or exc}); choose another --output"
+        raise problems_error([problem, *_weights_problem(weights)]) from None
+    return output

@@ -186,7 +186,8 @@ def prepare_weights(spec: str, weights_dir: Path, *, method: str | None = None,
         return _msra_weights(_fetch_msra(), MSRA_CATALOG, method)
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise UserError(f"weights not found: {spec}; give a checkpoint file, 'random' or 'msra'")
+        what = "is not a file" if path.exists() else "does not exist"
+        raise UserError(f"weights not found: {spec} {what}; give a checkpoint file, 'random' or 'msra'")
     path = path.resolve()
     if path.suffix == ".pkl":
         return _detectron2_pkl(path, method, trust_pickle, input_style)

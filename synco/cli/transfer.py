@@ -10,6 +10,8 @@ import argparse
 import json
 import os
 
+from synco.cli.convert import INPUT_STYLE_HELP
+from transfer.convert.provenance import INPUT_STYLES
 from transfer.tasks import TASKS
 
 _EPILOG = "tasks:\n" + "\n".join(f"  {name:13s} {task.description} ({task.config_file})"
@@ -18,7 +20,8 @@ _EPILOG = "tasks:\n" + "\n".join(f"  {name:13s} {task.description} ({task.config
 weights: a pretraining checkpoint (converted on the fly into OUTPUT/weights/ by
 synco convert's 100%-coverage converter), a detectron2 .pkl, 'random' (no
 pretraining) or 'msra' (detectron2's supervised ImageNet R-50; or pass a local
-R-50.pkl). Input settings (RGB/BGR, pixel mean/std, stride) come from the weights.
+R-50.pkl). Input settings (RGB/BGR, pixel mean/std, stride) come from what the
+weights file records; for a file that records nothing, say it: --input-style.
 
 KEY VALUE pairs override the task's config exactly like detectron2's --opts,
 e.g. SOLVER.MAX_ITER 100 (detection) or TRAIN.EPOCHS 10 (classification); every
@@ -50,6 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--task", required=True, choices=list(TASKS), help="the protocol to run")
     parser.add_argument("--weights", required=True, metavar="W",
                         help="checkpoint file, detectron2 .pkl, 'random' or 'msra'")
+    parser.add_argument("--input-style", choices=list(INPUT_STYLES), help=INPUT_STYLE_HELP)
     parser.add_argument("--output", metavar="DIR",
                         help="run folder (default: runs/transfer/TASK/LABEL-seedS)")
     parser.add_argument("--num-gpus", type=int, metavar="N", help="processes per machine (default: all GPUs, or 1)")
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         dist_url=args.dist_url, seed=args.seed, resume=args.resume, force=args.force, amp=args.amp,
         method=args.method, evaluator=args.evaluator, dataset_root=args.dataset_root,
         lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
-        pretrain_epochs=args.pretrain_epochs, feature_cache=args.feature_cache,
+        pretrain_epochs=args.pretrain_epochs, feature_cache=args.feature_cache, input_style=args.input_style,
     )
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, one summary (rank 0's) is enough

@@ -37,7 +37,7 @@ from transfer.classification.protocol import differing_keys, load_protocol, prot
 from transfer.classification.semisup import run_semisup
 from transfer.classification.weights import load_weights
 from transfer.dataset_layout import classification_root
-from transfer.errors import recording_the_end
+from transfer.errors import make_output_folder, problems_error, recording_the_end
 from transfer.labels import run_label
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
@@ -111,7 +111,7 @@ def _worth_keeping(existing: RunRecord | None, output: Path, force: bool) -> boo
 
 
 def _prepare(spec: Task, weights: str, *, seed: int, method: str | None, dataset_root, opts, trust_pickle: bool,
-             device: torch.device):
+             device: torch.device, input_style: str | None = None):
     """Every input checked, all problems in one UserError: ``(protocol, data, weights)``."""
     problems: list[str] = []
     protocol = data = prepared = None
@@ -127,11 +127,12 @@ def _prepare(spec: Task, weights: str, *, seed: int, method: str | None, dataset
         except UserError as exc:
             problems.append(str(exc))
     try:
-        prepared = load_weights(weights, seed=seed, method=method, trust_pickle=trust_pickle)
+        prepared = load_weights(weights, seed=seed, method=method, trust_pickle=trust_pickle,
+                                input_style=input_style)
     except UserError as exc:
         problems.append(str(exc))
     if problems:
-        raise UserError("; ".join(problems))
+        raise problems_error(problems)
     return protocol, data, prepared
 
 
@@ -169,11 +170,13 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
                        resume: bool = False, force: bool = False, method: str | None = None,
                        dataset_root: str | Path | None = None, opts: list[str] | None = None,
                        trust_pickle: bool = False, console: bool = True, pretrain_epochs: int | None = None,
-                       num_gpus: int | None = None, feature_cache: str | Path | None = None) -> RunRecord:
+                       num_gpus: int | None = None, feature_cache: str | Path | None = None,
+                       input_style: str | None = None) -> RunRecord:
     """Evaluate ``weights`` on a classification task; returns the run record (also ``OUTPUT/run_record.json``).
 
     ``feature_cache``: a folder of frozen-backbone features shared by runs (entries are keyed by
     content, so sharing is safe); default ``$SYNCO_FEATURE_CACHE``, else ``OUTPUT/features``.
+    ``input_style``: ``--input-style`` for weights that do not record how their ResNet was fed.
 
     Raises ``UserError`` for bad input (recorded as ``failed`` unless that
     would hide a complete result), ``TransferFailed`` when training fails
@@ -184,26 +187,27 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
     if spec.detection:
         raise UserError(f"{spec.name} is a detection task; run it with run_transfer")
     device = _device(num_gpus)
-    output = Path(output) if output else default_output(spec.name, weights, method, seed)
-    output.mkdir(parents=True, exist_ok=True)
-    output = output.resolve()
+    output = make_output_folder(Path(output) if output else default_output(spec.name, weights, method, seed),
+                                weights).resolve()
     rank, world = rank_world()
     with _logging(output, console, rank):
         return _run(spec, weights, output, device=device, rank=rank, world=world, seed=seed, resume=resume,
                     force=force, method=method, dataset_root=dataset_root, opts=opts, trust_pickle=trust_pickle,
-                    pretrain_epochs=pretrain_epochs, feature_cache=feature_cache)
+                    pretrain_epochs=pretrain_epochs, feature_cache=feature_cache, input_style=input_style)
 
 
 def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: int, world: int, seed: int,
          resume: bool, force: bool, method: str | None, dataset_root, opts, trust_pickle: bool,
-         pretrain_epochs: int | None, feature_cache: str | Path | None = None) -> RunRecord:
+         pretrain_epochs: int | None, feature_cache: str | Path | None = None,
+         input_style: str | None = None) -> RunRecord:
     """Why long: the record's lifecycle (check, write running, run, write the end) reads best in one piece."""
     existing = read_record(output)
     if world > 1:  # every rank reads the record as it was, before rank 0 writes "running" over it
         dist.barrier()
     try:
         protocol, data, prepared = _prepare(spec, weights, seed=seed, method=method, dataset_root=dataset_root,
-                                            opts=opts, trust_pickle=trust_pickle, device=device)
+                                            opts=opts, trust_pickle=trust_pickle, device=device,
+                                            input_style=input_style)
         record = RunRecord("running", None, spec.name, prepared.method,
                            pretrain_epochs if pretrain_epochs is not None else prepared.pretrain_epochs, seed,
                            weights=prepared.record(), config={"dump": protocol.dump(), "sha256": protocol.sha256()},

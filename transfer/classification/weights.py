@@ -63,7 +63,8 @@ def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickl
                         "checkpoint")
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise UserError(f"weights not found: {spec}; give a checkpoint file or 'random'")
+        what = "is not a file" if path.exists() else "does not exist"
+        raise UserError(f"weights not found: {spec} {what}; give a checkpoint file or 'random'")
     path = path.resolve()
     state, report, provenance = backbone_state_dict(path, trust_pickle=trust_pickle, input_style=input_style)
     depth = report.settings.get("MODEL.RESNETS.DEPTH")

@@ -2,9 +2,9 @@
 
 Why the steps are in this order: everything that can be wrong with the
 user's input (task, overrides, dataset folders, weights) is checked before
-the first process starts or the first checkpoint is written, each with one
-clear message that also lands in the run record when there is an output
-folder. Then detectron2's ``launch`` starts one process per GPU (or runs
+the first process starts or the first checkpoint is written, and all that is
+wrong is reported in one message that also lands in the run record when
+there is an output folder. Then detectron2's ``launch`` starts one process per GPU (or runs
 in-process on CPU) and :func:`_worker` trains, evaluates and writes the
 final record from rank 0.
 
@@ -34,7 +34,7 @@ from transfer.detection.coco_fast import faster_coco_eval_version, faster_cocoev
 from transfer.detection.datasets import check_contents, check_layout, default_root, register_datasets
 from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
 from transfer.detection.run_config import build_config, config_dump, diff_dumps, protocol_deviations
-from transfer.errors import TransferFailed, recording_the_end
+from transfer.errors import TransferFailed, attempt, make_output_folder, problems_error, recording_the_end
 from transfer.labels import PROTOCOL_DEPTH, run_label
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
@@ -124,8 +124,12 @@ def run_detection(task: str, weights: str, output: str | Path | None = None, *, 
                  resume: bool = False, force: bool = False, amp: bool = False, method: str | None = None,
                  evaluator: str = "pycocotools", dataset_root: str | Path | None = None,
                  lr_synco_repo: bool = False, opts: list[str] | None = None, trust_pickle: bool = False,
-                 console: bool = True, pretrain_epochs: int | None = None) -> RunRecord:
+                 console: bool = True, pretrain_epochs: int | None = None,
+                 input_style: str | None = None) -> RunRecord:
     """Fine-tune ``weights`` on ``task``; returns the run record (also in ``OUTPUT/run_record.json``).
+
+    ``input_style`` (``--input-style torchvision|msra``) is for weights that do not record how their
+    ResNet was fed (see :mod:`transfer.convert.provenance`).
 
     Raises ``UserError`` for bad input (the record says why, when ``output``
     exists), ``TransferFailed`` when training fails (NaN loss, ...), and lets
@@ -135,39 +139,57 @@ def run_detection(task: str, weights: str, output: str | Path | None = None, *, 
     device, num_gpus = _devices(num_gpus, amp)
     if num_machines > 1 and dist_url == "auto":
         raise UserError("--num-machines > 1 needs --dist-url tcp://HOST:PORT of machine 0, the same on every machine")
-    output = Path(output) if output else default_output(spec.name, weights, method, seed)
-    output.mkdir(parents=True, exist_ok=True)
+    output = make_output_folder(Path(output) if output else default_output(spec.name, weights, method, seed),
+                                weights)
     output = output.resolve()  # OUTPUT_DIR and MODEL.WEIGHTS in the config (and its hash) are absolute
     with run_logging(output, machine_rank * num_gpus, console=console):
         return _run(spec, weights, output, device=device, num_gpus=num_gpus, num_machines=num_machines,
                     machine_rank=machine_rank, dist_url=dist_url, seed=seed, resume=resume, force=force, amp=amp,
                     method=method, evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo,
-                    opts=opts, trust_pickle=trust_pickle, console=console, pretrain_epochs=pretrain_epochs)
+                    opts=opts, trust_pickle=trust_pickle, console=console, pretrain_epochs=pretrain_epochs,
+                    input_style=input_style)
+
+
+def _prepare(spec: Task, weights: str, output: Path, *, seed: int, device: str, amp: bool, method: str | None,
+             evaluator: str, dataset_root: str | Path | None, lr_synco_repo: bool, opts: list[str] | None,
+             trust_pickle: bool, input_style: str | None) -> tuple[Path, Any, Any]:
+    """Every input checked (overrides, test sets, evaluator, datasets, weights), all problems in one UserError;
+    then the run's config: ``(dataset root, prepared weights, cfg)``."""
+    problems: list[str] = []
+    root = Path(dataset_root) if dataset_root else default_root(spec)
+    common = dict(output_dir=str(output), seed=seed, device=device, amp=amp, evaluator=evaluator,
+                  lr_synco_repo=lr_synco_repo, opts=opts)
+    draft = attempt(problems, build_config, spec, weights="", input_settings={}, **common)  # overrides, early
+    if draft is not None and len(draft.DATASETS.TEST) != 1:
+        problems.append(f"a run evaluates one test set (its record has one set of metrics); "
+                        f"DATASETS.TEST is {list(draft.DATASETS.TEST)}")
+    if evaluator == "faster-coco-eval":
+        attempt(problems, faster_cocoeval_class)  # not installed: say so now, not after training
+    names = [*draft.DATASETS.TRAIN, *draft.DATASETS.TEST] if draft is not None else []
+    attempt(problems, check_layout, spec, names, root)
+    prepared = attempt(problems, prepare_weights, weights, output / "weights", method=method,
+                        trust_pickle=trust_pickle, input_style=input_style)
+    if problems:
+        raise problems_error(problems)
+    cfg = build_config(spec, weights=prepared.model_weights, input_settings=prepared.input_settings, **common)
+    if cfg.MODEL.RESNETS.DEPTH != PROTOCOL_DEPTH:
+        raise UserError(f"depth mismatch: the weights are a ResNet-{PROTOCOL_DEPTH}, the config asks for "
+                        f"MODEL.RESNETS.DEPTH {cfg.MODEL.RESNETS.DEPTH}; the protocol is R50-C4")
+    return root, prepared, cfg
 
 
 def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, num_machines: int,
          machine_rank: int, dist_url: str, seed: int, resume: bool, force: bool, amp: bool, method: str | None,
          evaluator: str, dataset_root: str | Path | None, lr_synco_repo: bool, opts: list[str] | None,
-         trust_pickle: bool, console: bool, pretrain_epochs: int | None = None) -> RunRecord:
+         trust_pickle: bool, console: bool, pretrain_epochs: int | None = None,
+         input_style: str | None = None) -> RunRecord:
     world_size = num_gpus * num_machines
     existing = read_record(output)
     writes_record = machine_rank == 0
     try:
-        root = Path(dataset_root) if dataset_root else default_root(spec)
-        common = dict(output_dir=str(output), seed=seed, device=device, amp=amp, evaluator=evaluator,
-                      lr_synco_repo=lr_synco_repo, opts=opts)
-        draft = build_config(spec, weights="", input_settings={}, **common)  # overrides and datasets, early
-        if len(draft.DATASETS.TEST) != 1:
-            raise UserError(f"a run evaluates one test set (its record has one set of metrics); "
-                            f"DATASETS.TEST is {list(draft.DATASETS.TEST)}")
-        if evaluator == "faster-coco-eval":
-            faster_cocoeval_class()  # not installed: say so now, not after training
-        check_layout(spec, [*draft.DATASETS.TRAIN, *draft.DATASETS.TEST], root)
-        prepared = prepare_weights(weights, output / "weights", method=method, trust_pickle=trust_pickle)
-        cfg = build_config(spec, weights=prepared.model_weights, input_settings=prepared.input_settings, **common)
-        if cfg.MODEL.RESNETS.DEPTH != PROTOCOL_DEPTH:
-            raise UserError(f"depth mismatch: the weights are a ResNet-{PROTOCOL_DEPTH}, the config asks for "
-                            f"MODEL.RESNETS.DEPTH {cfg.MODEL.RESNETS.DEPTH}; the protocol is R50-C4")
+        root, prepared, cfg = _prepare(spec, weights, output, seed=seed, device=device, amp=amp, method=method,
+                                       evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo,
+                                       opts=opts, trust_pickle=trust_pickle, input_style=input_style)
         dump, sha = config_dump(cfg)
         if _check_existing(existing, sha, dump, output, resume=resume, force=force):
             logger.warning("%s: already complete with this config; not re-running (pass --force to redo it)",
