@@ -127,6 +127,10 @@ def _blocked_global(exc: Exception) -> str:
     return next(group for group in match.groups() if group) if match else "objects other than tensors"
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> LoadedCheckpoint:
     """Load ``path`` on the CPU (see the module docstring for what is and is not unpickled)."""
     path = Path(path)
@@ -145,9 +149,9 @@ def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> LoadedCheck
     except pickle.UnpicklingError as exc:
         if not trust_pickle and _BLOCKED.search(str(exc)):
             raise UserError(f"{path} stores {_blocked_global(exc)}, not just weights; {_TRUST_HINT}") from exc
-        raise UserError(f"cannot read {path} ({reader}): {str(exc).splitlines()[0][:200]}") from exc
+        raise UserError(f"cannot read {path} as a checkpoint ({reader}): {_first_line(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - why broad: unpicklers fed a text or corrupt file raise anything
         # (IndexError, KeyError, UnicodeDecodeError, struct.error...); all mean "not a checkpoint"
-        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise UserError(f"cannot read {path} as a checkpoint ({reader}): {type(exc).__name__}: {detail}") from None
+        raise UserError(f"cannot read {path} as a checkpoint ({reader}): {type(exc).__name__}: "
+                        f"{_first_line(exc)}") from None
     return LoadedCheckpoint(obj, sha, reader)
