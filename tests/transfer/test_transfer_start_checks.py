@@ -1,0 +1,76 @@
+"""``synco transfer`` checks every input before starting and reports all that is wrong in one message.
+
+Also: without detectron2, a detection task says in one sentence how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from synco.cli import main
+from synco.common.errors import UserError
+from tests.transfer.checkpoint_builders import BUILDERS
+from transfer.run import run_transfer
+
+
+def test_detection_reports_missing_weights_and_missing_toy_world_together(tmp_path, capsys) -> None:
+    pytest.importorskip("detectron2")
+    output = tmp_path / "run"
+    code = main(["transfer", "--task", "toy-voc", "--weights", str(tmp_path / "MISSING.pth"), "--output", str(output),
+                 "--dataset-root", str(tmp_path / "nothing"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("synco transfer: error: cannot start: ")
+    assert "no toy world" in err and f"{tmp_path / 'MISSING.pth'} does not exist" in err
+    assert "synco data toy" in err  # how to make what is missing
+    record = json.loads((output / "run_record.json").read_text())
+    assert record["status"] == "failed" and "MISSING.pth" in record["error"] and "no toy world" in record["error"]
+
+
+def test_detection_reports_bad_overrides_and_unrecorded_input_style_together(tmp_path) -> None:
+    pytest.importorskip("detectron2")
+    src = BUILDERS["detectron2-c4-pth"]("resnet50").write(tmp_path, "model_final")  # records no input style
+    with pytest.raises(UserError, match="cannot start: .*no toy world.*does not record how its ResNet was fed"):
+        run_transfer("toy-voc", str(src), tmp_path / "run", dataset_root=tmp_path / "nothing", console=False)
+
+
+def test_classification_reports_missing_weights_and_dataset_together(tmp_path) -> None:
+    with pytest.raises(UserError) as caught:
+        run_transfer("toy-knn", str(tmp_path / "MISSING.pth"), tmp_path / "run", dataset_root=tmp_path / "nothing",
+                     console=False)
+    message = str(caught.value)
+    assert message.startswith("cannot start: ") and "MISSING.pth does not exist" in message
+    assert str(tmp_path / "nothing") in message
+
+
+def test_an_output_folder_that_cannot_be_made_is_reported_with_the_weights(tmp_path, capsys) -> None:
+    (tmp_path / "afile").write_text("x")
+    code = main(["transfer", "--task", "toy-knn", "--weights", str(tmp_path / "MISSING.pth"),
+                 "--output", str(tmp_path / "afile" / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "cannot create the output folder" in err and "MISSING.pth does not exist" in err
+
+
+def test_classification_input_style_is_refused_where_it_contradicts(tmp_path) -> None:
+    src = tmp_path / "r50.pth"
+    torch.save(BUILDERS["torchvision"]("resnet50").obj, src)
+    with pytest.raises(UserError, match="--input-style msra contradicts .*the torchvision format"):
+        run_transfer("toy-knn", str(src), tmp_path / "run", dataset_root=tmp_path / "nothing", console=False,
+                     input_style="msra")
+
+
+def test_without_detectron2_a_detection_task_says_how_to_install_it(tmp_path) -> None:
+    """detectron2 is made unimportable (``sys.modules['detectron2'] = None``) in a fresh interpreter."""
+    code = ("import sys\nsys.modules['detectron2'] = None\nfrom synco.cli import main\n"
+            f"sys.exit(main(['transfer', '--task', 'toy-voc', '--weights', 'random', '--output', "
+            f"{str(tmp_path / 'run')!r}, '--quiet']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "detectron2" in done.stderr and "synco doctor --install-detectron2" in done.stderr
