@@ -12,9 +12,10 @@ a ``UserError`` naming the keys, and no output file is created.
 Public API (imported lazily, so ``import transfer.convert`` is cheap)::
 
     convert_checkpoint(src, dst=None, *, to="d2"|"torchvision", fmt=None,
-                       dino_branch="teacher", overwrite=False, trust_pickle=False)
+                       dino_branch="teacher", overwrite=False, trust_pickle=False,
+                       input_style=None|"torchvision"|"msra")
         -> ConversionReport
-    load_input_settings(pkl_path) -> dict   # detectron2 config key -> value
+    load_input_settings(pkl_path, input_style=None) -> dict   # detectron2 config key -> value
     ConversionReport, DroppedGroup           # the report dataclasses
     FORMAT_NAMES                             # source formats, in detection order
 
@@ -26,15 +27,20 @@ Source formats (detected automatically in this order; ``fmt`` forces one):
   and the ``fc`` MLP are dropped); ``moco-v3`` (``module.base_encoder.``);
 * ``dino``: ``teacher``/``student`` dicts with ``module.backbone.`` or
   ``backbone.`` (teacher by default, ``head.`` dropped);
+* ``barlowtwins`` (alias ``vicreg``): Barlow Twins / VICReg training
+  checkpoints, ``model`` with ``module.backbone.`` (``projector`` and Barlow
+  Twins' ``bn`` dropped);
 * ``vissl``: ``classy_state_dict.base_model.model.trunk`` with ``_feature_blocks.``;
 * ``detectron2``: ``{"model": ...}`` with ``stem.``/``resN.`` names, from a
-  ``.pkl`` (numpy) or ``.pth`` (tensors, ``backbone.bottom_up.`` or C4's
-  ``backbone.`` + ``roi_heads.res5.`` prefixes);
+  ``.pkl`` (numpy; also those of MoCo's, OpenSelfSup's, mmselfsup's and
+  detectron2's own converters, whose ``stem.fc.*`` MLP head is dropped) or
+  ``.pth`` (tensors, ``backbone.bottom_up.`` or C4's ``backbone.`` +
+  ``roi_heads.res5.`` prefixes);
 * ``lightly``: ``backbone.`` as ``nn.Sequential(*resnet.children()[:-1])``
   (0 conv1, 1 bn1, 4..7 layer1..4), in a Lightning ``state_dict`` or bare;
 * ``mmselfsup`` (alias ``mmpretrain``): ``meta`` + ``state_dict`` with
-  ``backbone.`` (mm ResNet names equal torchvision's; ``style='pytorch'``
-  assumed, which cannot be read from weights);
+  ``backbone.`` (mm ResNet names equal torchvision's; the ResNet ``style``
+  is read from the config text ``meta`` records, see ``provenance``);
 * ``solo-learn``: ``state_dict`` with ``backbone.`` torchvision names;
 * ``swav`` (SwAV, DeepCluster-v2) and ``deepcluster``: torchvision names
   under ``module.`` (or bare), told apart by their heads;
@@ -44,10 +50,13 @@ Source formats (detected automatically in this order; ``fmt`` forces one):
 
 Refused with a clear message, never mis-mapped: deep stems and avg-down
 shortcuts (timm ``resnet*c/*d``, mm ``ResNetV1c/V1d``), SE and other extra
-tensors inside the backbone, wide or CIFAR ResNets (shape mismatch), Caffe2
-blob-named files, Vision Transformers. Reading is safe by default (see
+tensors inside the backbone, wide or CIFAR ResNets (shape mismatch), lightly's
+own CIFAR-style ``ResNetGenerator``, Caffe2 blob-named files, Vision
+Transformers, NaN/inf weights. Reading is safe by default (see
 :mod:`transfer.convert.reading`); the sidecar settings file is described in
-:mod:`transfer.convert.settings`.
+:mod:`transfer.convert.settings`; which input style (RGB/BGR, stride) weights
+need is taken from what the file records, or from ``input_style`` where it
+records nothing, never guessed (:mod:`transfer.convert.provenance`).
 """
 
 from __future__ import annotations
