@@ -17,6 +17,11 @@ Faults, and what a user sees:
   dead processes on this host (:func:`clean_stale_temporaries`). Temporaries
   of live processes, or of other hosts on a shared file system, are left
   alone: they may be another writer's work in progress.
+* A group of files (weights and their sidecar) is renamed into place one by
+  one; before the first rename a small journal (``.<first>.<pid>@<host>.commit``)
+  lists the renames, so that if the process dies between them the next
+  write in that folder finishes them (all temporaries are complete by then)
+  and the group is consistent again.
 * A folder is swapped in with one ``renameat2(RENAME_EXCHANGE)`` where Linux
   offers it, so the target is never absent; elsewhere two renames leave a
   short window in which the old folder sits at ``.<name>.old-<pid>@<host>.*``,
@@ -69,8 +74,9 @@ def clean_stale_temporaries(target: str | os.PathLike) -> list[Path]:
     target = Path(target)
     if not target.parent.is_dir():
         return []
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:(partial|old)-)?(\d+)@([A-Za-z0-9_-]+)\.")
     host = _owner().split("@", 1)[1]
+    finished = _finish_dead_commits(target.parent, host)
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:(partial|old)-)?(\d+)@([A-Za-z0-9_-]+)\.")
     removed = []
     for entry in sorted(target.parent.iterdir()):
         match = pattern.match(entry.name)
@@ -83,7 +89,33 @@ def clean_stale_temporaries(target: str | os.PathLike) -> list[Path]:
         else:
             entry.unlink(missing_ok=True)
         removed.append(entry)
-    return removed
+    return finished + removed
+
+
+_COMMIT = re.compile(r"^\..+\.(\d+)@([A-Za-z0-9_-]+)\.commit$")
+
+
+def _finish_dead_commits(folder: Path, host: str) -> list[Path]:
+    """Complete the renames of groups whose writer died between them (see the module docstring).
+
+    A journal that cannot be read was being written when its writer died:
+    no rename had happened yet, so it is dropped and the old files stand.
+    """
+    done = []
+    for journal in sorted(folder.glob(".*.commit")):
+        match = _COMMIT.match(journal.name)
+        if not match or match.group(2) != host or _alive(int(match.group(1))):
+            continue
+        try:
+            renames = json.loads(journal.read_text())
+        except (OSError, ValueError):
+            renames = []
+        for tmp, path in renames:
+            if os.path.exists(tmp):
+                os.replace(tmp, path)
+        journal.unlink(missing_ok=True)
+        done.append(journal)
+    return done
 
 
 def disk_full_error(path: str | os.PathLike, needed: int | None = None) -> UserError:
@@ -105,6 +137,7 @@ def atomic_write_files(outputs: Sequence[tuple[str | os.PathLike, Writer]], need
     """
     staged: list[tuple[Path, Path]] = []
     current = Path(outputs[0][0]) if outputs else Path()
+    journal = None
     try:
         for path, write in outputs:
             current = path = Path(path)
@@ -116,6 +149,7 @@ def atomic_write_files(outputs: Sequence[tuple[str | os.PathLike, Writer]], need
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
+        journal = _journal(staged) if len(staged) > 1 else None
         for tmp, path in staged:
             os.replace(tmp, path)
     except OSError as exc:
@@ -125,6 +159,23 @@ def atomic_write_files(outputs: Sequence[tuple[str | os.PathLike, Writer]], need
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+        if journal is not None:
+            journal.unlink(missing_ok=True)
+
+
+def _journal(staged: list[tuple[Path, Path]]) -> Path:
+    """Write and fsync the list of renames about to happen (see :func:`_finish_dead_commits`)."""
+    first = staged[0][1]
+    journal = first.with_name(f".{first.name}.{_owner()}.commit")
+    try:
+        with open(journal, "w") as fh:
+            json.dump([[str(tmp.absolute()), str(path.absolute())] for tmp, path in staged], fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        journal.unlink(missing_ok=True)
+        raise
+    return journal
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
