@@ -1,14 +1,11 @@
 """``synco pretrain``: the training loop, from one CPU core to multi-node DDP.
 
-Launch with ``torchrun`` for several processes (NCCL on GPU, gloo on CPU);
-a plain call trains on one device with split batch norm. The loop writes a
-checkpoint every epoch and on SIGTERM/SIGUSR1 (preemption), resumes exactly
-(data order, augmentations, queue, RNG streams, LR), stops on a non-finite
-loss keeping the last good checkpoint, and logs loss, LR, throughput, the
-data-wait fraction and per-type hardness diagnostics. Unreadable images are
-skipped, logged and counted (policy: :mod:`synco.pretrain.data`); a full disk
-at checkpoint time stops the run with one sentence, the previous checkpoint
-kept for ``--resume``.
+Launch with ``torchrun`` for several processes (NCCL on GPU, gloo on CPU); a plain call trains on one device
+with split batch norm. The loop writes a checkpoint every epoch and on SIGTERM/SIGUSR1 (preemption), resumes
+exactly (data order, augmentations, queue, RNG streams, LR), stops on a non-finite loss keeping the last good
+checkpoint, and logs loss, LR, throughput, the data-wait fraction and per-type hardness diagnostics. Unreadable
+images are skipped, logged and counted (policy: :mod:`synco.pretrain.data`); a full disk at checkpoint time
+stops the run with one sentence, the previous checkpoint kept for ``--resume``.
 """
 
 from __future__ import annotations
@@ -273,15 +270,24 @@ def _step(run: _Run, im_q: torch.Tensor, im_k: torch.Tensor, epoch: int, lr: flo
 
 def _save(output: Path, model, optimizer, config: dict, epoch: int, step: int, global_step: int,
           steps_per_epoch: int, world: int, rank: int, keep: bool = False) -> Path:
-    last = output / LAST
+    """Rank 0 writes the checkpoint; every rank learns whether it could (a full disk stops all, none hangs)."""
+    last, error = output / LAST, None
     if rank == 0:
-        save_checkpoint(last, model=model, optimizer=optimizer, config=config, epoch=epoch, step=step,
-                        global_step=global_step, steps_per_epoch=steps_per_epoch, world_size=world,
-                        generator=model.generator)
-        if keep:  # a hard link: the next epoch replaces checkpoint_last by rename, not in place
-            atomic_link(last, output / f"checkpoint_{epoch:04d}.pth.tar")
-    if world > 1:
-        dist.barrier()
+        try:
+            save_checkpoint(last, model=model, optimizer=optimizer, config=config, epoch=epoch, step=step,
+                            global_step=global_step, steps_per_epoch=steps_per_epoch, world_size=world,
+                            generator=model.generator)
+            if keep:  # a hard link: the next epoch replaces checkpoint_last by rename, not in place
+                atomic_link(last, output / f"checkpoint_{epoch:04d}.pth.tar")
+        except UserError as exc:
+            error = exc
+    if world > 1:  # in place of a barrier
+        failed = torch.tensor([float(error is not None)], device=next(model.parameters()).device)
+        dist.all_reduce(failed)
+        if failed.item() and error is None:
+            error = UserError(f"rank 0 could not write {last} (its error says why); training stopped.")
+    if error is not None:
+        raise error
     return last
 
 
