@@ -2,7 +2,8 @@
 
 The JSONL file is the machine-readable record (``jq``, pandas); on resume,
 lines past the checkpoint's step are dropped so that the file describes the
-run that actually produced the weights.
+run that actually produced the weights. A full disk while appending stops the
+run with one sentence (the checkpoints written so far are whole; resume later).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from synco.common.atomic import atomic_write_text
+from synco.common.atomic import DISK_FULL, atomic_write_text
+from synco.common.errors import UserError
 
 
 class MetricsLogger:
@@ -44,7 +46,13 @@ class MetricsLogger:
         if not self.enabled:
             return
         clean = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in record.items()}
-        self._fh.write(json.dumps(clean) + "\n")
+        try:
+            self._fh.write(json.dumps(clean) + "\n")
+        except OSError as exc:
+            if exc.errno in DISK_FULL:
+                raise UserError(f"disk full while appending to {self.path}; training stopped, the last "
+                                "checkpoint is whole; free space and resume.") from None
+            raise
         if self._tb is not None:
             step = record["global_step"]
             for key, value in record.items():
@@ -54,7 +62,11 @@ class MetricsLogger:
     def close(self) -> None:
         if not self.enabled:
             return
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:  # the line that found the disk full is still buffered; it is lost either way
+            if exc.errno not in DISK_FULL:
+                raise
         if self._tb is not None:
             self._tb.close()
 

@@ -20,6 +20,7 @@ from synco.cli import main
 from synco.common.atomic import atomic_directory, atomic_write_bytes
 from synco.common.errors import UserError
 from synco.pretrain.checkpoint import LAST, load_pretrain_checkpoint, save_checkpoint
+from synco.pretrain.metrics_log import MetricsLogger
 from tests.conftest import make_record
 from tests.conftest import write_record as write_raw_record
 from tests.pretrain.test_train import TINY
@@ -167,3 +168,15 @@ def test_pretraining_stops_in_one_sentence_and_resumes(toy_root, tmp_path, monke
         assert load_pretrain_checkpoint(out / LAST)["epoch"] == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_metrics_line_on_a_full_disk_is_one_sentence(tmp_path):
+    logger = MetricsLogger(tmp_path)
+    logger.log({"kind": "train", "global_step": 1, "loss": 1.0})
+    logger._fh.close()
+    logger._fh = open("/dev/full", "a", buffering=1)  # a real device whose every write fails with ENOSPC
+    with pytest.raises(UserError) as info:
+        logger.log({"kind": "train", "global_step": 2, "loss": 0.5})
+    assert str(info.value).startswith(f"disk full while appending to {tmp_path / 'metrics.jsonl'};")
+    logger.close()  # the buffered line cannot be written either; closing must not turn into a traceback
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 1
