@@ -127,7 +127,8 @@ def test_vicreg_checkpoint_with_its_lars_filter_functions_is_read(tmp_path) -> N
 def test_lightly_resnet_generator_is_named_and_refused(tmp_path) -> None:
     src = tmp_path / "lightly.ckpt"
     torch.save(lightly_generator_checkpoint(), src)
-    with pytest.raises(UserError, match=r"lightly's own ResNet \(lightly.models.ResNetGenerator.*3x3 stride-1 stem") as info:
+    refusal = r"lightly's own ResNet \(lightly.models.ResNetGenerator.*3x3 stride-1 stem"
+    with pytest.raises(UserError, match=refusal) as info:
         convert_checkpoint(src, None)
     assert "blocks per stage" not in str(info.value)
 
