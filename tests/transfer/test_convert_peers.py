@@ -39,6 +39,7 @@ def test_moco_pkl_converts_every_tensor_exactly(moco_pkl, tmp_path) -> None:
     dropped = {group.pattern: group for group in report.dropped}
     assert dropped["stem.fc.*"].count == 4 and "MoCo" in dropped["stem.fc.*"].reason
     assert dropped["*.num_batches_tracked"].count == 53
+    assert report.input_style.startswith("torchvision (__author__ 'MOCO'")
     data = pickle.loads((tmp_path / "out.pkl").read_bytes())
     expected = {d2_name(k): v for k, v in weights(torchvision_state("resnet50")).items()}
     assert set(data["model"]) == set(expected)

@@ -152,7 +152,7 @@ def convert_checkpoint(
         format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,
         mapped=len(backbone.tensors), expected=len(required_names(backbone.arch.depth)),
         output_kind=OUTPUT_KINDS[to], container=" -> ".join(found.container) or "top level",
-        ignored_entries=found.ignored_entries,
+        ignored_entries=found.ignored_entries, input_style=f"{style.name} ({style.basis})",
     )
     if to == "d2":
         source = {"path": str(src.resolve()), "sha256": loaded.sha256, "format": found.layout.name,
@@ -220,7 +220,7 @@ def backbone_state_dict(src: str | Path, fmt: str | None = None, *, dino_branch:
         format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,
         mapped=len(backbone.tensors), expected=len(required_names(backbone.arch.depth)),
         output_kind=OUTPUT_KINDS["torchvision"], container=" -> ".join(found.container) or "top level",
-        ignored_entries=found.ignored_entries,
+        ignored_entries=found.ignored_entries, input_style=f"{style.name} ({style.basis})",
     )
     report.settings = settings
     counters, report.filled = _torchvision_counters(backbone)

@@ -116,7 +116,7 @@ def recorded_style(obj: Any, layout: str, path: Path) -> Style | None:
             return None
         stride_in_1x1 = style == "caffe"
         return Style({**TORCHVISION_STYLE, "MODEL.RESNETS.STRIDE_IN_1X1": stride_in_1x1}, where)
-    return Style(dict(TORCHVISION_STYLE), f"the {layout} format (its training code builds torchvision ResNets)")
+    return Style(dict(TORCHVISION_STYLE), f"the {layout} format, whose training code builds torchvision ResNets")
 
 
 def resolve_style(recorded: Style | None, stated: str | None, path: Path) -> Style:

@@ -40,6 +40,7 @@ class ConversionReport:
     filled: list[str] = field(default_factory=list)
     ignored_entries: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    input_style: str = ""  # where the input settings come from (recorded by the file, or stated by the user)
 
     @property
     def coverage(self) -> float:
@@ -80,6 +81,8 @@ class ConversionReport:
             lines.append(f"output:   none written (dry run; would be {self.output_kind})")
         if self.sidecar_path:
             lines.append(f"settings: {self.sidecar_path}")
+        if self.input_style:
+            lines.append(f"input style: {self.input_style}")
         for key, value in self.settings.items():
             lines.append(f"  {key}: {value}")
         return "\n".join(lines)
