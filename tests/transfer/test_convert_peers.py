@@ -134,6 +134,16 @@ def test_lightly_resnet_generator_is_named_and_refused(tmp_path) -> None:
     assert "blocks per stage" not in str(info.value)
 
 
+def test_lightly_resnet_generator_saved_bare_is_refused_too(tmp_path) -> None:
+    """``ResNetGenerator("resnet-18").state_dict()``: conv1, bn1, layerN.M..., shortcut.0/1, linear."""
+    body = {k.removeprefix("backbone."): v for k, v in lightly_generator_checkpoint()["state_dict"].items()}
+    names = {"0": "conv1", "1": "bn1", "2": "layer1", "3": "layer2", "4": "layer3", "5": "layer4"}
+    state = {".".join([names[k.split(".")[0]], *k.split(".")[1:]]): v for k, v in body.items()}
+    torch.save({**state, "linear.weight": torch.randn(10, 512), "linear.bias": torch.randn(10)}, tmp_path / "g.pth")
+    with pytest.raises(UserError, match="lightly's own ResNet"):
+        convert_checkpoint(tmp_path / "g.pth", None)
+
+
 def _mm(tmp_path, meta: dict):
     fixture = BUILDERS["mmselfsup"]("resnet18")
     path = tmp_path / "epoch_200.pth"
@@ -162,3 +172,6 @@ def test_mm_checkpoint_without_recorded_config_needs_a_stated_style(tmp_path) ->
     both = _mm(tmp_path, {"cfg": "a = dict(style='caffe')\nb = dict(style='pytorch')\n"})
     with pytest.raises(UserError, match="more than one ResNet style"):
         convert_checkpoint(both, None)
+    bgr = _mm(tmp_path, {"cfg": "model = dict(data_preprocessor=dict(bgr_to_rgb=False))\n"})
+    with pytest.raises(UserError, match="BGR"):
+        convert_checkpoint(bgr, None)

@@ -57,12 +57,15 @@ def test_an_output_folder_that_cannot_be_made_is_reported_with_the_weights(tmp_p
     assert "cannot create the output folder" in err and "MISSING.pth does not exist" in err
 
 
-def test_classification_input_style_is_refused_where_it_contradicts(tmp_path) -> None:
+def test_classification_input_style_is_refused_where_it_contradicts(tmp_path, capsys) -> None:
     src = tmp_path / "r50.pth"
     torch.save(BUILDERS["torchvision"]("resnet50").obj, src)
     with pytest.raises(UserError, match="--input-style msra contradicts .*the torchvision format"):
         run_transfer("toy-knn", str(src), tmp_path / "run", dataset_root=tmp_path / "nothing", console=False,
                      input_style="msra")
+    code = main(["transfer", "--task", "toy-knn", "--weights", str(src), "--input-style", "msra",
+                 "--output", str(tmp_path / "run2"), "--dataset-root", str(tmp_path / "nothing"), "--quiet"])
+    assert code == 2 and "--input-style msra contradicts" in capsys.readouterr().err
 
 
 def test_without_detectron2_a_detection_task_says_how_to_install_it(tmp_path) -> None:

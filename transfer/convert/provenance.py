@@ -55,6 +55,7 @@ _TORCHVISION_AUTHORS = {
     "OpenSelfSup": "OpenSelfSup's converter, whose detectron2 configs use RGB and STRIDE_IN_1X1 False",
     "MMSelfSup": "mmselfsup's converter, whose detectron2 configs use RGB and STRIDE_IN_1X1 False",
 }
+_MM_BGR = re.compile(r"(?<![\w.])(?:bgr_to_rgb|to_rgb)\s*=\s*False")
 _MM_STYLE = re.compile(r"(?<![\w.])(?:style\s*=\s*|['\"]style['\"]\s*:\s*)['\"](\w+)['\"]")
 
 
@@ -87,6 +88,9 @@ def mm_resnet_style(obj: Any) -> tuple[str | None, str]:
                  None)
     if where is None:
         return None, "meta records no config"
+    if _MM_BGR.search(meta[where]):
+        raise UserError(f"the config in meta['{where}'] feeds the network BGR images (bgr_to_rgb/to_rgb=False), "
+                        "which neither detectron2 input style here describes with this ResNet; refusing to guess")
     styles = set(_MM_STYLE.findall(meta[where]))
     if len(styles) > 1:
         raise UserError(f"the config in meta['{where}'] sets more than one ResNet style ({', '.join(sorted(styles))});"
