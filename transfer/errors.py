@@ -9,6 +9,7 @@ importing either engine.
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -80,7 +81,9 @@ def make_output_folder(output: Path, weights: str) -> Path:
     need the folder: converted weights and the failed record go there)."""
     try:
         output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output):  # an existing folder may still refuse writes
+            pass
     except OSError as exc:
-        problem = f"cannot create the output folder {output} ({exc.strerror or exc}); choose another --output"
+        problem = f"cannot write the output folder {output} ({exc.strerror or exc}); choose another --output"
         raise problems_error([problem, *_weights_problem(weights)]) from None
     return output

@@ -54,7 +54,7 @@ def test_an_output_folder_that_cannot_be_made_is_reported_with_the_weights(tmp_p
                  "--output", str(tmp_path / "afile" / "run"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert "cannot create the output folder" in err and "MISSING.pth does not exist" in err
+    assert "cannot write the output folder" in err and "MISSING.pth does not exist" in err
 
 
 def test_classification_input_style_is_refused_where_it_contradicts(tmp_path, capsys) -> None:

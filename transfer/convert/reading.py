@@ -12,8 +12,9 @@ Safety vs compatibility, the choice made here:
 * A reference to a function of the training script itself (``__main__.X``,
   e.g. VICReg's ``exclude_bias_and_norm`` in its LARS ``param_groups``) can
   be resolved by no loader, trusted or not: it is read as an inert
-  placeholder (:class:`MainScriptObject`), never imported or called. Only
-  optimizer-like metadata holds such references; a tensor cannot.
+  placeholder (:class:`MainScriptObject`), never imported or called. Such
+  references sit in optimizer metadata; were one to stand for a backbone
+  tensor, that tensor would be missing and the coverage check would refuse.
 * There is no silent fallback to full unpickling: a file that needs more
   (e.g. a Lightning checkpoint whose hyper-parameters are an ``AttributeDict``)
   fails with the offending global named, and ``trust_pickle=True``
