@@ -10,6 +10,7 @@ and the next run of the same command removes it.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pickle
@@ -39,7 +40,7 @@ def _kill(argv: list[str], watch: Path | None = None, delay: float = 0.0, timeou
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     if watch is not None:
-        while proc.poll() is None and time.monotonic() < deadline and not list(watch.parent.glob(watch.name)):
+        while proc.poll() is None and time.monotonic() < deadline and not glob.glob(str(watch)):
             time.sleep(0.001)
     time.sleep(delay)
     running = proc.poll() is None
@@ -76,14 +77,14 @@ def test_killed_convert_leaves_the_previous_pair(tmp_path):
     assert not _hidden(out_dir), "the next convert removes the temporaries of dead processes"
 
 
-TOY = ["--size", "64", "--count", "160", "--det-train", "0", "--det-test", "0", "--cls-train", "0", "--cls-val", "0",
+TOY = ["--size", "64", "--count", "300", "--det-train", "0", "--det-test", "0", "--cls-train", "0", "--cls-val", "0",
        "--quiet"]
 
 
 def _complete(world: Path, seed: int) -> bool:
     manifest = read_manifest(world)
     images = list((world / "pretrain" / "train" / "toy").glob("*.jpg"))
-    return manifest is not None and manifest["spec"]["seed"] == seed and len(images) == 160
+    return manifest is not None and manifest["spec"]["seed"] == seed and len(images) == 300
 
 
 def test_killed_toy_generation_leaves_nothing_or_the_previous_world(tmp_path):
@@ -92,16 +93,17 @@ def test_killed_toy_generation_leaves_nothing_or_the_previous_world(tmp_path):
     assert _kill(argv, tmp_path / ".world.partial-*", delay=0.3), "generation finished before it was killed"
     assert not world.exists() and _visible(tmp_path) == set(), "a killed first generation must leave no world"
 
+    start = time.monotonic()
     assert main(["data", "toy", "--out", str(world), "--seed", "1", *TOY]) == 0
+    took = time.monotonic() - start
     assert _complete(world, 1) and not _hidden(tmp_path), "the next run removes the dead run's partial folder"
 
     overwrite = [*argv, "--overwrite"]
-    killed = [_kill(overwrite, tmp_path / ".world.partial-*", delay=0.3),  # mid-generation
-              _kill(overwrite, tmp_path / ".world.partial-*" / "toy_world.json")]  # at the swap
-    assert killed[0], "the overwrite finished before it was killed mid-generation"
-    assert _visible(tmp_path) == {"world"} and (_complete(world, 1) or _complete(world, 2))
-    if killed[1]:  # the swap of a complete folder may have happened just before the kill
-        assert _complete(world, 1) or _complete(world, 2)
+    assert _kill(overwrite, tmp_path / ".world.partial-*", delay=0.3), "the overwrite finished before the kill"
+    assert _visible(tmp_path) == {"world"} and _complete(world, 1), "killed mid-generation: the old world stays"
+    for fraction in (0.9, 1.0, 1.1):  # around the swap (its moment cannot be watched: microseconds)
+        _kill(overwrite, tmp_path / ".world.partial-*", delay=fraction * took)
+        assert _visible(tmp_path) == {"world"} and (_complete(world, 1) or _complete(world, 2))
     assert main(overwrite) == 0
     assert _complete(world, 2) and not _hidden(tmp_path)
 
