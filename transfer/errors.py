@@ -9,6 +9,7 @@ importing either engine.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -65,9 +66,9 @@ def attempt(problems: list[str], check: Callable[..., Any], *args: Any, **kwargs
         return None
 
 
-def problems_error(problems: list[str]) -> UserError:
+def problems_error(problems: list[str]) -> StartRefused:
     """One problem as it is; several as one sentence, "cannot start: a; b"."""
-    return UserError(problems[0] if len(problems) == 1 else f"cannot start: {'; '.join(problems)}")
+    return StartRefused(problems[0] if len(problems) == 1 else f"cannot start: {'; '.join(problems)}")
 
 
 def _weights_problem(weights: str) -> list[str]:
@@ -76,14 +77,48 @@ def _weights_problem(weights: str) -> list[str]:
     return [f"weights not found: the file {weights} does not exist"]
 
 
-def make_output_folder(output: Path, weights: str) -> Path:
-    """Create the run folder; if that fails, say so together with a missing weights file (the other checks
-    need the folder: converted weights and the failed record go there)."""
+class StartRefused(UserError):
+    """Bad input found before a run started: the run leaves nothing behind (no folder it made, no record)."""
+
+
+def refused(exc: UserError) -> StartRefused:
+    """``exc`` as a start-up refusal, with its message and exit code."""
+    return exc if isinstance(exc, StartRefused) else StartRefused(str(exc), exit_code=exc.exit_code)
+
+
+def _make(output: Path) -> Path | None:
+    """Create ``output`` (and missing parents); the topmost folder this created, or None if it existed."""
+    top = None
+    for folder in [output, *output.parents]:
+        if folder.exists():
+            break
+        top = folder
+    output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=output):  # an existing folder may still refuse writes
+        pass
+    return top
+
+
+@contextlib.contextmanager
+def run_folder(output: Path, weights: str) -> Iterator[Path]:
+    """The run folder, created if needed; removed again if the run is refused before it starts.
+
+    Why: bad input (a missing weights file, a missing dataset, an override
+    that is not a config key) is the user's to fix and re-run, and a folder
+    holding a ``failed`` record of a run that never began would only be
+    something to clean up, and a skipped row in every table. A folder that
+    existed before is left as it was. If the folder cannot be made, that is
+    said together with a missing weights file (the other checks need the
+    folder: converted weights go there).
+    """
     try:
-        output.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=output):  # an existing folder may still refuse writes
-            pass
+        created = _make(output)
     except OSError as exc:
         problem = f"cannot write the output folder {output} ({exc.strerror or exc}); choose another --output"
         raise problems_error([problem, *_weights_problem(weights)]) from None
-    return output
+    try:
+        yield output.resolve()
+    except StartRefused:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise

@@ -5,7 +5,6 @@ Also: without detectron2, a detection task says in one sentence how to install i
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -28,8 +27,7 @@ def test_detection_reports_missing_weights_and_missing_toy_world_together(tmp_pa
     assert err.startswith("synco transfer: error: cannot start: ")
     assert "no toy world" in err and f"{tmp_path / 'MISSING.pth'} does not exist" in err
     assert "synco data toy" in err  # how to make what is missing
-    record = json.loads((output / "run_record.json").read_text())
-    assert record["status"] == "failed" and "MISSING.pth" in record["error"] and "no toy world" in record["error"]
+    assert not output.exists()  # refused before the start: no folder, no failed record
 
 
 def test_detection_reports_bad_overrides_and_unrecorded_input_style_together(tmp_path) -> None:
@@ -77,3 +75,23 @@ def test_without_detectron2_a_detection_task_says_how_to_install_it(tmp_path) ->
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "detectron2" in done.stderr and "synco doctor --install-detectron2" in done.stderr
+
+
+@pytest.mark.parametrize("task", ["toy-voc", "toy-knn"])
+def test_a_refused_start_removes_the_folders_it_made_and_leaves_an_existing_one_as_it_was(task, tmp_path,
+                                                                                             monkeypatch) -> None:
+    """The default output (runs/transfer/TASK/LABEL-seedS) makes three folders: all go again. An existing run
+    folder keeps exactly what it held (its record is not replaced by a record of a run that never began)."""
+    pytest.importorskip("detectron2")
+    monkeypatch.chdir(tmp_path)
+    code = main(["transfer", "--task", task, "--weights", "random", "--dataset-root", str(tmp_path / "nothing"),
+                 "--quiet"])
+    assert code == 2 and sorted(path.name for path in tmp_path.iterdir()) == []
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "run_record.json").write_text('{"status": "interrupted"}')
+    code = main(["transfer", "--task", task, "--weights", "random", "--output", str(kept),
+                 "--dataset-root", str(tmp_path / "nothing"), "--quiet"])
+    assert code == 2
+    assert sorted(path.name for path in kept.iterdir()) in (["run_record.json"], ["log.txt", "run_record.json"])
+    assert (kept / "run_record.json").read_text() == '{"status": "interrupted"}'

@@ -37,7 +37,7 @@ from transfer.classification.protocol import differing_keys, load_protocol, prot
 from transfer.classification.semisup import run_semisup
 from transfer.classification.weights import load_weights
 from transfer.dataset_layout import classification_root
-from transfer.errors import make_output_folder, problems_error, recording_the_end
+from transfer.errors import problems_error, recording_the_end, refused, run_folder
 from transfer.labels import run_label
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
@@ -100,14 +100,6 @@ def _check_existing(existing: RunRecord | None, record: RunRecord, output: Path,
         raise UserError(f"{output} holds an unfinished run (status {existing.status}); "
                         "pass --resume to continue it or --force to start over")
     return False
-
-
-def _worth_keeping(existing: RunRecord | None, output: Path, force: bool) -> bool:
-    """A record an early failure must not overwrite: a complete result, or a run that can still be resumed."""
-    if existing is None or force:
-        return False
-    return existing.status == "complete" or bool(existing.iterations.get("done")) or \
-        any((output / name).exists() for name in _ARTEFACTS)
 
 
 def _prepare(spec: Task, weights: str, *, seed: int, method: str | None, dataset_root, opts, trust_pickle: bool,
@@ -178,8 +170,8 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
     content, so sharing is safe); default ``$SYNCO_FEATURE_CACHE``, else ``OUTPUT/features``.
     ``input_style``: ``--input-style`` for weights that do not record how their ResNet was fed.
 
-    Raises ``UserError`` for bad input (recorded as ``failed`` unless that
-    would hide a complete result), ``TransferFailed`` when training fails
+    Raises ``UserError`` for bad input (found before the start, it leaves
+    nothing behind: see :func:`transfer.errors.run_folder`), ``TransferFailed`` when training fails
     (NaN loss), and lets ``KeyboardInterrupt`` through after recording
     ``interrupted``.
     """
@@ -187,10 +179,9 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
     if spec.detection:
         raise UserError(f"{spec.name} is a detection task; run it with run_transfer")
     device = _device(num_gpus)
-    output = make_output_folder(Path(output) if output else default_output(spec.name, weights, method, seed),
-                                weights).resolve()
+    target = Path(output) if output else default_output(spec.name, weights, method, seed)
     rank, world = rank_world()
-    with _logging(output, console, rank):
+    with run_folder(target, weights) as output, _logging(output, console, rank):
         return _run(spec, weights, output, device=device, rank=rank, world=world, seed=seed, resume=resume,
                     force=force, method=method, dataset_root=dataset_root, opts=opts, trust_pickle=trust_pickle,
                     pretrain_epochs=pretrain_epochs, feature_cache=feature_cache, input_style=input_style)
@@ -217,12 +208,8 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
             logger.warning("%s: already complete with these values; not re-running (pass --force to redo it)",
                            output)
             return existing
-    except UserError as exc:
-        if rank == 0 and not _worth_keeping(existing, output, force):
-            failed = RunRecord("running", None, spec.name, run_label(weights, method), None, seed, world_size=world,
-                               versions=versions())
-            write_record(output, failed.finished("failed", error=str(exc)))
-        raise
+    except UserError as exc:  # bad input: nothing of this run is written (see transfer.errors.run_folder)
+        raise refused(exc) from None
     if force and not resume and rank == 0:
         for name in _ARTEFACTS:
             path = output / name

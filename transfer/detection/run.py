@@ -34,7 +34,7 @@ from transfer.detection.coco_fast import faster_coco_eval_version, faster_cocoev
 from transfer.detection.datasets import check_contents, check_layout, default_root, register_datasets
 from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
 from transfer.detection.run_config import build_config, config_dump, diff_dumps, protocol_deviations
-from transfer.errors import TransferFailed, attempt, make_output_folder, problems_error, recording_the_end
+from transfer.errors import TransferFailed, attempt, problems_error, recording_the_end, refused, run_folder
 from transfer.labels import PROTOCOL_DEPTH, run_label
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
@@ -110,15 +110,6 @@ def _check_existing(existing: RunRecord | None, sha: str, dump: str, output: Pat
     return False
 
 
-def _early_failure(output: Path, existing: RunRecord | None, force: bool, task: str, seed: int,
-                   error: str, world_size: int, label: str) -> None:
-    """Record a failure that happened before training, unless that would hide a finished result."""
-    if existing is not None and existing.status == "complete" and not force:
-        return
-    record = RunRecord("running", None, task, label, None, seed, world_size=world_size, versions=versions())
-    write_record(output, record.finished("failed", error=error))
-
-
 def run_detection(task: str, weights: str, output: str | Path | None = None, *, num_gpus: int | None = None,
                  num_machines: int = 1, machine_rank: int = 0, dist_url: str = "auto", seed: int = 0,
                  resume: bool = False, force: bool = False, amp: bool = False, method: str | None = None,
@@ -131,18 +122,18 @@ def run_detection(task: str, weights: str, output: str | Path | None = None, *, 
     ``input_style`` (``--input-style torchvision|msra``) is for weights that do not record how their
     ResNet was fed (see :mod:`transfer.convert.provenance`).
 
-    Raises ``UserError`` for bad input (the record says why, when ``output``
-    exists), ``TransferFailed`` when training fails (NaN loss, ...), and lets
-    ``KeyboardInterrupt`` through after recording ``interrupted``.
+    Raises ``UserError`` for bad input (found before the start, it leaves
+    nothing behind: see :func:`transfer.errors.run_folder`), ``TransferFailed``
+    when training fails (NaN loss, ...), and lets ``KeyboardInterrupt``
+    through after recording ``interrupted``.
     """
     spec = get_task(task)
     device, num_gpus = _devices(num_gpus, amp)
     if num_machines > 1 and dist_url == "auto":
         raise UserError("--num-machines > 1 needs --dist-url tcp://HOST:PORT of machine 0, the same on every machine")
-    output = make_output_folder(Path(output) if output else default_output(spec.name, weights, method, seed),
-                                weights)
-    output = output.resolve()  # OUTPUT_DIR and MODEL.WEIGHTS in the config (and its hash) are absolute
-    with run_logging(output, machine_rank * num_gpus, console=console):
+    target = Path(output) if output else default_output(spec.name, weights, method, seed)
+    # resolved: OUTPUT_DIR and MODEL.WEIGHTS in the config (and its hash) are absolute
+    with run_folder(target, weights) as output, run_logging(output, machine_rank * num_gpus, console=console):
         return _run(spec, weights, output, device=device, num_gpus=num_gpus, num_machines=num_machines,
                     machine_rank=machine_rank, dist_url=dist_url, seed=seed, resume=resume, force=force, amp=amp,
                     method=method, evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo,
@@ -195,10 +186,8 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
             logger.warning("%s: already complete with this config; not re-running (pass --force to redo it)",
                            output)
             return existing
-    except UserError as exc:
-        if writes_record:
-            _early_failure(output, existing, force, spec.name, seed, str(exc), world_size, run_label(weights, method))
-        raise
+    except UserError as exc:  # bad input: nothing of this run is written (see transfer.errors.run_folder)
+        raise refused(exc) from None
     if force and not resume:
         _clear_detectron2_outputs(output)
     epochs = pretrain_epochs if pretrain_epochs is not None else prepared.pretrain_epochs  # the caller knows best
