@@ -6,12 +6,28 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from synco.toyworld import ToyWorldSpec, generate_toy_world
 from transfer.record import SCHEMA
 from transfer.tasks import TASKS
 
 SMALL_TOY = dict(seed=7, size=96, count=16, det_train=24, det_test=12, max_objects=4, cls_train=10, cls_val=4)
+
+
+@pytest.fixture()
+def one_thread():
+    """Train with one intra-op thread.
+
+    The tests share 2 cores with other work; when another process keeps one
+    busy, two OpenMP threads spin-wait on each other and a run is ~5x slower
+    (measured: 68 s vs 13 s for the same toy run), while one thread loses
+    less than 2x on an idle machine.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

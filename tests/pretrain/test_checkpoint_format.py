@@ -23,14 +23,7 @@ from tests.pretrain.test_train import TINY, _assert_same_state
 
 PLAIN = (torch.Tensor, str, int, float, bool, type(None))
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: bit-identical runs, and no contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

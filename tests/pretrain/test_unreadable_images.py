@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from synco.cli import main
@@ -21,14 +20,7 @@ from synco.pretrain.data import TwoViews
 from synco.toyworld import ToyWorldSpec, generate_toy_world
 from tests.pretrain.test_train import TINY
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, more only contend (and these runs are tiny)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

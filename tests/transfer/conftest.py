@@ -1,6 +1,6 @@
 """Shared pieces of the ``tests/transfer`` tests: weights, tiny run settings, record checks.
 
-pytest provides the fixtures (``one_thread``, ``r50_file``, ``r50_pkl``) to every
+pytest provides the fixtures (``r50_file``, ``r50_pkl``; ``one_thread`` comes from tests/conftest.py) to every
 module in this folder; the plain helpers are imported with
 ``from tests.transfer.conftest import ...``. The checkpoint builders of the
 conversion tests live in ``checkpoint_builders.py``.
@@ -35,21 +35,6 @@ TINY = ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "107", "INPUT.M
 
 def tiny(max_iter: int = 4, *extra: str) -> list[str]:
     return [*TINY, "SOLVER.MAX_ITER", str(max_iter), *extra]
-
-
-@pytest.fixture()
-def one_thread():
-    """Train with one intra-op thread.
-
-    The tests share 2 cores with other work; when another process keeps one
-    busy, two OpenMP threads spin-wait on each other and a run is ~5x slower
-    (measured: 68 s vs 13 s for the same toy run), while one thread loses
-    less than 2x on an idle machine.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
