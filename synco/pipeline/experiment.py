@@ -33,7 +33,7 @@ from transfer.tasks import TASKS
 TOP_KEYS = {"name", "output", "toy_world", "pretrain_data", "dataset_root", "pretrain", "weights", "tasks",
             "seeds", "transfer_overrides", "launch", "executor", "slurm", "baseline"}
 PRETRAIN_KEYS = {"name", "config", "overrides"}
-WEIGHTS_KEYS = {"name", "path", "method", "pretrain_epochs", "format"}
+WEIGHTS_KEYS = {"name", "path", "method", "pretrain_epochs", "format", "input_style"}
 LAUNCH_KEYS = {"gpus_per_node", "nodes", "jobs"}
 TOY_KEYS = {"seed", "size", "count", "det_train", "det_test", "max_objects", "cls_train", "cls_val"}
 EXECUTORS = ("local", "slurm")
@@ -53,6 +53,7 @@ class WeightsEntry:
     method: str | None = None
     pretrain_epochs: int | None = None
     format: str | None = None
+    input_style: str | None = None  # torchvision | msra, for files that do not record how their ResNet was fed
 
 
 @dataclass
@@ -150,8 +151,11 @@ def _entries(loc: _Located, raw: dict, path: Path) -> tuple[list[PretrainEntry],
             raise loc.fail("a weights entry needs a name and a path (a file, 'random' or 'msra').", "weights", i)
         if item["path"] not in ("random", "msra") and not Path(item["path"]).is_file():
             raise loc.fail(f"weights file {item['path']} does not exist.", "weights", i, "path")
+        if item.get("input_style") not in (None, "torchvision", "msra"):
+            raise loc.fail(f"input_style must be torchvision or msra, not {item['input_style']!r}.",
+                           "weights", i, "input_style")
         weights.append(WeightsEntry(str(item["name"]), str(item["path"]), item.get("method"),
-                                    item.get("pretrain_epochs"), item.get("format")))
+                                    item.get("pretrain_epochs"), item.get("format"), item.get("input_style")))
     for i, entry in enumerate([*pretrain, *weights]):
         if entry.name in names:
             raise UserError(f"{path}: the name {entry.name!r} is used twice; names label rows and folders.")

@@ -131,6 +131,8 @@ def _weights_stages(exp: Experiment, pretrain_data: str, data_deps: tuple[str, .
         args = ["convert", entry.path, str(pkl), "--overwrite"]
         if entry.format:
             args += ["--format", entry.format]
+        if entry.input_style:
+            args += ["--input-style", entry.input_style]
         stages.append(Stage(f"convert:{entry.name}", "convert", tuple(args), label=f"convert {entry.name}"))
         weights[entry.name] = _Weights(str(pkl), entry.method or entry.name, (f"convert:{entry.name}",),
                                        entry.pretrain_epochs)

@@ -57,11 +57,23 @@ def test_plan_has_every_stage_with_its_dependencies(tmp_path):
     ("name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {name: w, path: /no/such/file.pth}\n", 5, "does not exist"),
     ("name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {name: w, path: random, colour: red}\n", 5,
      "unknown key 'colour'"),
+    ("name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {name: w, path: random, input_style: bgr}\n", 5,
+     "input_style must be torchvision or msra"),
 ])
 def test_bad_experiment_files_name_the_line(tmp_path, bad, line, fragment):
     with pytest.raises(UserError) as exc:
         load_experiment(_write(tmp_path, bad))
     assert f"line {line}:" in str(exc.value) and fragment in str(exc.value)
+
+
+def test_a_third_party_entry_states_its_input_style_to_the_converter(tmp_path):
+    """A .pkl that records no input style is refused by synco convert unless the entry says it."""
+    weights = tmp_path / "other.pkl"
+    weights.write_bytes(b"")
+    text = f"name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {{name: w, path: {weights}, input_style: msra}}\n"
+    stages = {s.id: s for s in build_plan(load_experiment(_write(tmp_path, text), tmp_path / "out"))}
+    args = stages["convert:w"].args
+    assert args[args.index("--input-style") + 1] == "msra"
 
 
 def test_missing_dataset_is_reported_before_anything_runs(tmp_path, monkeypatch, capsys):
