@@ -12,7 +12,7 @@ names, Vision Transformers) get a message of their own.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,18 +117,26 @@ def _seen(obj: Any) -> str:
     return f"top-level keys: {top}; first tensor names ({where}): {', '.join(list(tensors)[:6])}"
 
 
-def _refuse_known_non_resnets(obj: Any) -> None:
+def _names_matching(obj: Any, matches: Callable[[str], Any]) -> list[str]:
+    """The tensor names that ``matches`` in the first mapping of ``obj`` holding any (empty if none does)."""
     for _, tensors in _tensor_mappings(obj):
-        caffe2 = [key for key in tensors if _CAFFE2.match(key)]
-        if caffe2:
-            raise UserError(
-                f"Caffe2/Detectron1 blob names ({', '.join(caffe2[:3])}): give this file to detectron2 directly "
-                "as MODEL.WEIGHTS (it converts these itself, with its default BGR / STRIDE_IN_1X1 settings); "
-                "synco convert does not translate them"
-            )
-        vit = [key for key in tensors if _VIT & set(key.split("."))]
-        if vit:
-            raise UserError(f"this looks like a Vision Transformer ({', '.join(vit[:3])}), not a ResNet")
+        names = [key for key in tensors if matches(key)]
+        if names:
+            return names
+    return []
+
+
+def _refuse_known_non_resnets(obj: Any) -> None:
+    caffe2 = _names_matching(obj, _CAFFE2.match)
+    if caffe2:
+        raise UserError(
+            f"Caffe2/Detectron1 blob names ({', '.join(caffe2[:3])}): give this file to detectron2 directly "
+            "as MODEL.WEIGHTS (it converts these itself, with its default BGR / STRIDE_IN_1X1 settings); "
+            "synco convert does not translate them"
+        )
+    vit = _names_matching(obj, lambda key: _VIT & set(key.split(".")))
+    if vit:
+        raise UserError(f"this looks like a Vision Transformer ({', '.join(vit[:3])}), not a ResNet")
 
 
 def _refuse_lightly_generator(obj: Any) -> None:
@@ -141,13 +149,12 @@ def _refuse_lightly_generator(obj: Any) -> None:
     Left to the lightly layout, its ``nn.Sequential`` indices (2..5 for
     layer1..4) would only yield a confusing "blocks per stage" message.
     """
-    for _, tensors in _tensor_mappings(obj):
-        keys = [key for key in tensors if _LIGHTLY_GENERATOR.search(key)]
-        if keys:
-            raise UserError(
-                f"this is lightly's own ResNet (lightly.models.ResNetGenerator; {', '.join(keys[:2])}), a "
-                "CIFAR-style network with a 3x3 stride-1 stem and no max-pool, not a torchvision ResNet; "
-                "detectron2's and torchvision's ResNets (7x7 stride-2 stem + max-pool) cannot hold it, so it is "
-                "refused. For transferable weights, pretrain with a torchvision backbone in lightly "
-                "(nn.Sequential(*list(torchvision.models.resnet50().children())[:-1]))"
-            )
+    keys = _names_matching(obj, _LIGHTLY_GENERATOR.search)
+    if keys:
+        raise UserError(
+            f"this is lightly's own ResNet (lightly.models.ResNetGenerator; {', '.join(keys[:2])}), a "
+            "CIFAR-style network with a 3x3 stride-1 stem and no max-pool, not a torchvision ResNet; "
+            "detectron2's and torchvision's ResNets (7x7 stride-2 stem + max-pool) cannot hold it, so it is "
+            "refused. For transferable weights, pretrain with a torchvision backbone in lightly "
+            "(nn.Sequential(*list(torchvision.models.resnet50().children())[:-1]))"
+        )
