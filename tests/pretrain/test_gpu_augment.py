@@ -14,6 +14,7 @@ from torchvision.io import encode_jpeg
 
 from synco.pretrain.data import IMAGENET_MEAN, IMAGENET_STD, TwoViews
 from synco.pretrain.gpu_augment import JITTER, ViewParams, augment, gpu_two_crops, sample_crop, sample_two_views
+from synco.pretrain.gpu_colour import colour_jitter
 
 SIZES = [(256, 320), (300, 200), (224, 224)]  # (height, width)
 
@@ -160,3 +161,12 @@ def test_pixels_close_to_cpu_pipeline(folder):
             q, k = gpu_two_crops([image.contiguous()], 4, epoch, [index], "cpu")
             diffs += [((q[0] - cpu_q) * std).abs().mean().item(), ((k[0] - cpu_k) * std).abs().mean().item()]
     assert np.mean(diffs) < 2 / 255 and max(diffs) < 6 / 255, [round(d * 255, 2) for d in diffs]
+
+
+def test_hue_matches_torchvision():
+    """The batched hue shift equals torchvision's adjust_hue on float tensors, image by image."""
+    x = torch.rand(4, 3, 20, 24, generator=torch.Generator().manual_seed(0))
+    hues = [-0.1, -0.03, 0.04, 0.1]
+    out = colour_jitter(x, [(3, 0, 1, 2)] * 4, [(1.0, 1.0, 1.0, h) for h in hues])
+    for n, h in enumerate(hues):
+        assert torch.allclose(out[n], F.adjust_hue(x[n], h), atol=1e-5)
