@@ -96,6 +96,12 @@ def open_rgb(path: str) -> Image.Image:
         return img.convert("RGB")
 
 
+def view_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of image ``index``'s two views in ``epoch``: the one source of an image's augmentations
+    (the CPU pipeline here and the batched one in :mod:`synco.pretrain.gpu_augment` both draw from it)."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
 class TwoViews(Dataset):
     """Two aug-plus views of each image; indexed by ``(index, epoch)``.
 
@@ -136,7 +142,7 @@ class TwoViews(Dataset):
         if img is None:
             blank = torch.zeros(3, self.image_size, self.image_size)
             return blank, blank.clone(), index, skipped
-        seed = int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
+        seed = view_seed(self.seed, epoch, index)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return self.transform(img), self.transform(img), index, skipped

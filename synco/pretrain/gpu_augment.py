@@ -31,12 +31,11 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as nnf
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from synco.pretrain.data import IMAGENET_MEAN, IMAGENET_STD
+from synco.pretrain.data import IMAGENET_MEAN, IMAGENET_STD, view_seed
 from synco.pretrain.gpu_colour import blur, colour_jitter, grayscale
 
 RATIO = (3 / 4, 4 / 3)
@@ -56,11 +55,6 @@ class ViewParams:
     grey: bool
     sigma: float
     flip: bool
-
-
-def view_seed(seed: int, epoch: int, index: int) -> int:
-    """The per-image seed of :class:`~synco.pretrain.data.TwoViews` (the same expression)."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
 
 
 def _uniform(g: torch.Generator, lo, hi) -> float:
