@@ -5,8 +5,8 @@ temporary ImageFolder, then times the project's CPU pipeline (``TwoViews`` with
 ``make_loader``, every core a worker) over whole epochs, worker start-up
 included (conservative); the first epoch only warms the page cache. When
 ``synco.pretrain.gpu_augment`` exists with ``gpu_two_crops``, the GPU-side pipeline
-(decode with ``torchvision.io.decode_jpeg`` on the device, then the two crops) is
-timed too. Target: the pipeline delivers at least 1.2x the SynCo step's images/s.
+(JPEG files read into memory, then decode on the device and the two crops, per
+batch) is timed too. Target: the pipeline delivers at least 1.2x the SynCo step's images/s.
 """
 
 from __future__ import annotations
@@ -76,9 +76,8 @@ def gpu_pipeline(paths: list[Path], sz: dict, device: torch.device) -> dict:
     data = [torchvision.io.read_file(str(p)) for p in paths]
     batches = [list(range(i, i + sz["batch"])) for i in range(0, len(data) - sz["batch"] + 1, sz["batch"])]
 
-    def one(indices: list[int]) -> None:
-        decoded = torchvision.io.decode_jpeg([data[i] for i in indices], device=device)
-        fn(decoded, 0, 0, torch.tensor(indices), device)
+    def one(indices: list[int]) -> None:  # JPEG files in, decoded on the device (nvjpeg on CUDA)
+        fn([data[i] for i in indices], 0, 0, indices, device, size=sz["image_size"])
 
     one(batches[0])  # warm-up
     if device.type == "cuda":

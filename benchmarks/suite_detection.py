@@ -33,7 +33,7 @@ DATASETS = {"voc": ("toy_voc_2007_trainval", "toy_voc_2007_test"),
 def _quiet() -> None:
     for name in ("detectron2", "fvcore"):  # "configured", so DefaultTrainer adds no console logger
         logger = logging.getLogger(name)
-        logger.setLevel(logging.WARNING)
+        logger.setLevel(logging.INFO)  # below INFO DefaultTrainer sets its logger up
         logger.propagate = False
         logger.addHandler(logging.NullHandler())
 
