@@ -18,6 +18,10 @@ leaves its figures: ``OUT/gpu_suite.json`` and ``OUT/gpu_suite.md``. ``--smoke``
 code at tiny sizes on the CPU (the test suite does, in about a minute).
 
     python benchmarks/gpu_suite.py OUT [--smoke] [--gpus N] [--only step,data,...]
+
+On a lent device machine (python3 there lacks detectron2's stack, omegaconf, shapely and the
+COCO evaluators): ``bash benchmarks/gpu_suite_deps.sh`` here, then one call carrying ``.gpu_deps``
+with the command written at the top of that script (about 5 minutes expected on an H100).
 """
 
 from __future__ import annotations

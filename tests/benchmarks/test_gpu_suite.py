@@ -66,7 +66,8 @@ def test_data_detection_coco_and_ddp_figures(report):
     sections = report["sections"]
     data = sections["data"]
     assert data["cpu"]["images_per_s"] > 0
-    assert data["gpu"]["status"] == "ok" or data["gpu"]["status"].startswith("not available")
+    gpu = data["gpu"]
+    assert (gpu["status"] == "ok" and gpu["images_per_s"] > 0) or gpu["status"].startswith("not available")
     assert _close(data["cpu"]["ratio_to_synco_step"],
                   data["cpu"]["images_per_s"] / sections["step"]["images_per_s"]["synco"])
     detection = sections["detection"]
