@@ -26,7 +26,7 @@ def markdown(report: dict) -> str:
               "| section | target | value | limit | met |", "|---|---|---|---|---|"]
     for name, sec in report["sections"].items():
         for t in sec.get("targets", []):
-            lines.append(f"| {name} | {t['name']} | {_cell(t['value'])} | {t['op']} {_cell(t['limit'])} "
+            lines.append(f"| {name} | {_cell(t['name'])} | {_cell(t['value'])} | {t['op']} {_cell(t['limit'])} "
                          f"| {_cell(t['met'])} |")
     lines += ["", "## Figures", "", "| section | figure | value |", "|---|---|---|"]
     for name, sec in report["sections"].items():
