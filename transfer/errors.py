@@ -71,10 +71,13 @@ def problems_error(problems: list[str]) -> StartRefused:
     return StartRefused(problems[0] if len(problems) == 1 else f"cannot start: {'; '.join(problems)}")
 
 
-def _weights_problem(weights: str) -> list[str]:
-    if weights in ("random", "msra") or Path(weights).expanduser().is_file():
-        return []
-    return [f"weights not found: the file {weights} does not exist"]
+def missing_weights(weights: str, choices: str = "a checkpoint file, 'random' or 'msra'") -> UserError | None:
+    """The error for a ``--weights`` file that is not there (None when it is, or for a named choice)."""
+    path = Path(weights).expanduser()
+    if weights in ("random", "msra") or path.is_file():
+        return None
+    what = "is not a file" if path.exists() else "does not exist"
+    return UserError(f"weights not found: {weights} {what}; give {choices}")
 
 
 class StartRefused(UserError):
@@ -115,7 +118,8 @@ def run_folder(output: Path, weights: str) -> Iterator[Path]:
         created = _make(output)
     except OSError as exc:
         problem = f"cannot write the output folder {output} ({exc.strerror or exc}); choose another --output"
-        raise problems_error([problem, *_weights_problem(weights)]) from None
+        missing = missing_weights(weights)
+        raise problems_error([problem, *([str(missing)] if missing else [])]) from None
     try:
         yield output.resolve()
     except StartRefused:

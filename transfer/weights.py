@@ -38,6 +38,7 @@ from transfer.convert import convert_checkpoint, load_input_settings, sidecar_pa
 from transfer.convert.reading import load_checkpoint
 from transfer.convert.resnet_spec import DEPTHS
 from transfer.convert.settings import DETECTRON2_DEFAULT_STYLE, TORCHVISION_STYLE, with_arch
+from transfer.errors import missing_weights
 from transfer.labels import PROTOCOL_DEPTH, file_label, sidecar_source
 
 logger = logging.getLogger(__name__)
@@ -184,11 +185,10 @@ def prepare_weights(spec: str, weights_dir: Path, *, method: str | None = None,
     if spec == "msra":
         _refuse_stated(input_style, "msra", "--weights msra (detectron2's Caffe2 R-50)")
         return _msra_weights(_fetch_msra(), MSRA_CATALOG, method)
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        what = "is not a file" if path.exists() else "does not exist"
-        raise UserError(f"weights not found: {spec} {what}; give a checkpoint file, 'random' or 'msra'")
-    path = path.resolve()
+    missing = missing_weights(spec)
+    if missing:
+        raise missing
+    path = Path(spec).expanduser().resolve()
     if path.suffix == ".pkl":
         return _detectron2_pkl(path, method, trust_pickle, input_style)
     return _convert(path, weights_dir, method, trust_pickle, input_style)

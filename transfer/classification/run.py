@@ -37,7 +37,7 @@ from transfer.classification.protocol import differing_keys, load_protocol, prot
 from transfer.classification.semisup import run_semisup
 from transfer.classification.weights import load_weights
 from transfer.dataset_layout import classification_root
-from transfer.errors import problems_error, recording_the_end, refused, run_folder
+from transfer.errors import attempt, problems_error, recording_the_end, refused, run_folder
 from transfer.labels import run_label
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
@@ -106,23 +106,14 @@ def _prepare(spec: Task, weights: str, *, seed: int, method: str | None, dataset
              device: torch.device, input_style: str | None = None):
     """Every input checked, all problems in one UserError: ``(protocol, data, weights)``."""
     problems: list[str] = []
-    protocol = data = prepared = None
-    try:
-        protocol = load_protocol(spec, opts)
-    except UserError as exc:
-        problems.append(str(exc))
+    data = None
+    protocol = attempt(problems, load_protocol, spec, opts)
     if protocol is not None:
-        try:
-            data = check_dataset(classification_root(spec.toy, dataset_root), protocol)
-            if spec.kind == "knn":
-                check_bank_memory(len(data.train), protocol["KNN.CHUNK"], device)
-        except UserError as exc:
-            problems.append(str(exc))
-    try:
-        prepared = load_weights(weights, seed=seed, method=method, trust_pickle=trust_pickle,
-                                input_style=input_style)
-    except UserError as exc:
-        problems.append(str(exc))
+        data = attempt(problems, check_dataset, classification_root(spec.toy, dataset_root), protocol)
+        if data is not None and spec.kind == "knn":
+            attempt(problems, check_bank_memory, len(data.train), protocol["KNN.CHUNK"], device)
+    prepared = attempt(problems, load_weights, weights, seed=seed, method=method, trust_pickle=trust_pickle,
+                       input_style=input_style)
     if problems:
         raise problems_error(problems)
     return protocol, data, prepared

@@ -23,6 +23,7 @@ import torchvision
 
 from synco.common.errors import UserError
 from transfer.convert.api import backbone_state_dict
+from transfer.errors import missing_weights
 from transfer.labels import PROTOCOL_DEPTH, file_label, sidecar_source
 
 
@@ -61,11 +62,10 @@ def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickl
         raise UserError("--weights msra is detectron2's Caffe2 R-50 (BGR input, stride in the 1x1 conv), not a "
                         "torchvision network, so a classification task cannot use it; give a torchvision-style "
                         "checkpoint")
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        what = "is not a file" if path.exists() else "does not exist"
-        raise UserError(f"weights not found: {spec} {what}; give a checkpoint file or 'random'")
-    path = path.resolve()
+    missing = missing_weights(spec, "a checkpoint file or 'random'")
+    if missing:
+        raise missing
+    path = Path(spec).expanduser().resolve()
     state, report, provenance = backbone_state_dict(path, trust_pickle=trust_pickle, input_style=input_style)
     depth = report.settings.get("MODEL.RESNETS.DEPTH")
     if depth != PROTOCOL_DEPTH:

@@ -111,6 +111,27 @@ def _style_source(style: Style) -> dict[str, Any]:
             **({"input_style_stated_by_user": True} if style.stated else {})}
 
 
+def _read(src: Path, fmt: str | None, dino_branch: str, trust_pickle: bool, input_style: str | None,
+          to: str) -> tuple[Any, MappedBackbone, Style, dict[str, Any], ConversionReport]:
+    """Read, recognise, check and map ``src``, and find its input style: what both entry points share.
+
+    Returns ``(loaded, backbone, style, settings, report)``; ``settings`` is
+    the style plus the architecture keys, ``report`` the start of the report.
+    """
+    loaded = load_checkpoint(src, trust_pickle=trust_pickle)
+    found = detect(loaded.obj, fmt, dino_branch)
+    backbone = map_backbone(found.flat, found.layout, found.classified)
+    style = style_of(loaded.obj, src, found.layout.name, input_style)
+    report = ConversionReport(
+        input_path=str(src), input_sha256=loaded.sha256, format=found.layout.name,
+        format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,
+        mapped=len(backbone.tensors), expected=len(required_names(backbone.arch.depth)),
+        output_kind=OUTPUT_KINDS[to], container=" -> ".join(found.container) or "top level",
+        ignored_entries=found.ignored_entries, input_style=f"{style.name} ({style.basis})",
+    )
+    return loaded, backbone, style, with_arch(style.settings, backbone.arch.depth), report
+
+
 def convert_checkpoint(
     src: str | Path,
     dst: str | Path | None = None,
@@ -142,20 +163,9 @@ def convert_checkpoint(
     if dst is not None:
         _check_destination(dst, to, overwrite)
 
-    loaded = load_checkpoint(src, trust_pickle=trust_pickle)
-    found = detect(loaded.obj, fmt, dino_branch)
-    backbone = map_backbone(found.flat, found.layout, found.classified)
-    style = style_of(loaded.obj, src, found.layout.name, input_style)
-    settings = with_arch(style.settings, backbone.arch.depth)
-    report = ConversionReport(
-        input_path=str(src), input_sha256=loaded.sha256, format=found.layout.name,
-        format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,
-        mapped=len(backbone.tensors), expected=len(required_names(backbone.arch.depth)),
-        output_kind=OUTPUT_KINDS[to], container=" -> ".join(found.container) or "top level",
-        ignored_entries=found.ignored_entries, input_style=f"{style.name} ({style.basis})",
-    )
+    loaded, backbone, style, settings, report = _read(src, fmt, dino_branch, trust_pickle, input_style, to)
     if to == "d2":
-        source = {"path": str(src.resolve()), "sha256": loaded.sha256, "format": found.layout.name,
+        source = {"path": str(src.resolve()), "sha256": loaded.sha256, "format": report.format,
                   "arch": backbone.arch.name, **_pretraining_label(loaded.obj), **_style_source(style)}
         outputs = _detectron2_outputs(backbone, settings, source, dst, report)
     else:
@@ -209,19 +219,9 @@ def backbone_state_dict(src: str | Path, fmt: str | None = None, *, dino_branch:
     if dino_branch not in DINO_BRANCHES:
         raise UserError(f"--dino-branch must be one of {', '.join(DINO_BRANCHES)}, not {dino_branch!r}")
     src = Path(src)
-    loaded = load_checkpoint(src, trust_pickle=trust_pickle)
-    found = detect(loaded.obj, fmt, dino_branch)
-    backbone = map_backbone(found.flat, found.layout, found.classified)
-    style = style_of(loaded.obj, src, found.layout.name, input_style)
-    settings = with_arch(style.settings, backbone.arch.depth)
+    loaded, backbone, style, settings, report = _read(src, fmt, dino_branch, trust_pickle, input_style,
+                                                      "torchvision")
     _refuse_non_torchvision_style(style, src)
-    report = ConversionReport(
-        input_path=str(src), input_sha256=loaded.sha256, format=found.layout.name,
-        format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,
-        mapped=len(backbone.tensors), expected=len(required_names(backbone.arch.depth)),
-        output_kind=OUTPUT_KINDS["torchvision"], container=" -> ".join(found.container) or "top level",
-        ignored_entries=found.ignored_entries, input_style=f"{style.name} ({style.basis})",
-    )
     report.settings = settings
     counters, report.filled = _torchvision_counters(backbone)
     report.dropped = backbone.drops.groups()
