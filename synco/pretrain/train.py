@@ -138,6 +138,7 @@ class _Run:
     start: tuple[int, int, int]  # (epoch, step, global step) to continue from
     resumed: bool
     monitor: KnnMonitor | None
+    unreadable: UnreadableImages  # this process's skipped files, and the limit on them
 
 
 def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
@@ -154,7 +155,8 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
     torch.manual_seed(cfg.seed + rank)
 
     dataset = TwoViews(cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
-    dataset.give_up = UnreadableImages(dataset, cfg.max_unreadable_fraction).give_up()
+    unreadable = UnreadableImages(dataset, cfg.max_unreadable_fraction)
+    dataset.give_up = unreadable.give_up()
     model = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature,
                              cfg.synthesis_config(), bn_splits=cfg.resolved_bn_splits(world), seed=cfg.seed)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -170,7 +172,7 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
             model, ["queue.keys", "queue.ptr", "queue._spare"])
         net = DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
     return _Run(cfg, output, rank, world, device, dataset, model, net, optimizer, memory_format, steps_per_epoch,
-                start, found is not None, _monitor(cfg) if rank == 0 else None)
+                start, found is not None, _monitor(cfg) if rank == 0 else None, unreadable)
 
 
 def _monitor(cfg: PretrainConfig) -> KnnMonitor | None:
@@ -202,7 +204,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     logger = MetricsLogger(output, enabled=run.rank == 0, resume_global_step=global_step if run.resumed else None)
     config_dict = cfg.to_dict()
     meter = StepMeter(logger, cfg.batch_size, cfg.log_every, None)
-    bad = UnreadableImages(run.dataset, cfg.max_unreadable_fraction)
+    bad = run.unreadable
     try:
         with _StopFlag() as stop:
             if not run.resumed:
