@@ -9,7 +9,6 @@
 #   && timeout 560 python3 benchmarks/gpu_suite.py $OUT 2>&1 | tee $OUT/log.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p .git/info && (grep -qx "/.gpu_deps/" .git/info/exclude 2>/dev/null || echo "/.gpu_deps/" >> .git/info/exclude)
 PY=.venv/bin/python
 SITE=$($PY -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 version() { $PY -c "import importlib.metadata as m; print(m.version('$1'))"; }
