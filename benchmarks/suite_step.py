@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from synco.pretrain.config import load_config
 from synco.pretrain.model import MomentumContrast
-from synco.pretrain.train import setup_distributed
+from synco.pretrain.process import setup_distributed
 
 PRESETS = {"mocov2": "mocov2_200ep", "mochi": "mochi_200ep", "synco": "synco_200ep"}
 SYNCO_LIMIT, MOCO_LIMIT = 1.03, 1.10 * 4 / 3

@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # keeps `synco --help` fast: the training code (torch, torchvision) loads only when the command runs
     from synco.pretrain.config import load_config  # noqa: PLC0415
-    from synco.pretrain.train import Interrupted, pretrain  # noqa: PLC0415
+    from synco.pretrain.process import Interrupted  # noqa: PLC0415
+    from synco.pretrain.train import pretrain  # noqa: PLC0415
 
     overrides = list(args.overrides)
     if args.data:

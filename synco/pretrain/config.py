@@ -20,17 +20,19 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import OmegaConfBaseException
 
 from synco.common.errors import UserError
 from synco.common.resources import resolve_config
+from synco.pretrain.config_errors import expected, user_error
 from synco.pretrain.synthesis_config import TYPE_NAMES, SynthesisConfig
 
 METHODS = ("mocov2", "mochi", "synco")
+DATA_PIPELINES = ("cpu", "gpu")
 #: torchvision ResNets build_encoder builds; here so that validate() checks arch without torchvision.
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
          "wide_resnet50_2", "wide_resnet101_2")
@@ -48,6 +50,9 @@ class PretrainConfig:
     data: str = ""  # ImageFolder root (ImageNet layout) or a toy world root
     image_size: int = 224
     crop_min: float = 0.2  # RandomResizedCrop's smallest scale (MoCo v2: 0.2)
+    # Where aug+ runs: "cpu" (PIL in the loader's workers) or "gpu" (JPEG decode and aug+ batched on the
+    # training device, synco.pretrain.gpu_data; the same draws, on the CPU too when that is the device).
+    data_pipeline: str = "cpu"
     workers: int = 8
     epochs: int = 200
     batch_size: int = 256  # global, over all processes
@@ -111,6 +116,8 @@ class PretrainConfig:
             raise UserError(f"bn_splits {self.bn_splits} does not divide the per-process batch {per_process}.")
         if self.schedule not in ("cosine", "step"):
             raise UserError(f"unknown schedule {self.schedule!r}; choose cosine or step.")
+        if self.data_pipeline not in DATA_PIPELINES:
+            raise UserError(f"unknown data_pipeline {self.data_pipeline!r}; choose one of {', '.join(DATA_PIPELINES)}.")
         if not 0 < self.crop_min <= 1:
             raise UserError(f"crop_min must be in (0, 1], got {self.crop_min}.")
         if self.knn_every < 0 or self.knn_train_per_class < 0 or self.knn_val_per_class < 0:
@@ -154,41 +161,6 @@ _BOOLS = tuple(name for name, tp in _TYPES.items() if tp is bool)
 _CHECKPOINT = "the checkpoint's config does not fit this version of synco-bench: "
 
 
-def _expected(tp: Any, value: Any) -> str:
-    """What a value of type ``tp`` must look like, in words (``value`` is what was given)."""
-    if tp is bool:
-        return "true or false"
-    if tp is int and isinstance(value, float):
-        return "a whole number"
-    if tp in (int, float):
-        return "a number"
-    if tp is str:
-        return "text"
-    if get_origin(tp) is tuple:
-        return f"a list of {len(get_args(tp))} numbers"
-    if get_origin(tp) is dict:
-        return "a mapping of names to values (e.g. synthesis.n_hard=512)"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _user_error(exc: OmegaConfBaseException, types: Mapping[str, Any], prefix: str = "",
-                where: str = "") -> UserError:
-    """One sentence from omegaconf's multi-line report: which setting, what it must be, what it got.
-
-    ``types`` maps the schema's field names to their types; ``prefix`` is the
-    node's path (``synthesis.``); ``where`` names the source (a preset file).
-    """
-    key = str(exc.full_key or exc.key or "")
-    name = key.split("[")[0]
-    if isinstance(exc, ConfigKeyError) and name not in types:
-        return UserError(f"{where}unknown setting {prefix + name!r}; known: {', '.join(sorted(types))}.")
-    if isinstance(exc, ValidationError) and name in types:
-        tp = get_args(types[name])[0] if "[" in key else types[name]  # an element of a range
-        return UserError(f"{where}setting {prefix + key} must be {_expected(tp, exc.value)}, got {exc.value!r}.")
-    reason = str(exc.msg or exc).splitlines()[0].rstrip(".")  # e.g. a broken ${...} interpolation
-    return UserError(f"{where}bad setting {prefix + key or '(none)'}: {reason}.")
-
-
 def _synthesis_overrides(values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
     """``values`` type-checked against SynthesisConfig's fields, in their given order.
 
@@ -200,9 +172,9 @@ def _synthesis_overrides(values: Mapping[str, Any], where: str = "") -> dict[str
         checked = OmegaConf.merge(OmegaConf.structured(_SynthesisOverrides), values)
         plain = OmegaConf.to_container(checked)
     except OmegaConfBaseException as exc:
-        raise _user_error(exc, _SYNTHESIS_TYPES, "synthesis.", where) from None
+        raise user_error(exc, _SYNTHESIS_TYPES, "synthesis.", where) from None
     except (TypeError, ValueError):  # not a mapping at all (a config built directly)
-        raise UserError(f"{where}setting synthesis must be {_expected(_TYPES['synthesis'], values)}, "
+        raise UserError(f"{where}setting synthesis must be {expected(_TYPES['synthesis'], values)}, "
                         f"got {values!r}.") from None
     # A given ``???`` leaves the field as it was, as it does for a top-level setting.
     return {key: plain[key] for key in values if not OmegaConf.is_missing(checked, key)}
@@ -221,7 +193,7 @@ def _merge(cfg: DictConfig, source: Mapping[str, Any], where: str = "") -> DictC
     try:
         merged = OmegaConf.merge(cfg, source)
     except OmegaConfBaseException as exc:
-        raise _user_error(exc, _TYPES, where=where) from None
+        raise user_error(exc, _TYPES, where=where) from None
     _synthesis_overrides(source.get("synthesis", {}), where)  # now, to name the source of a mistake
     return merged
 
@@ -231,7 +203,7 @@ def _to_config(cfg: DictConfig, where: str = "") -> PretrainConfig:
     try:
         out = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
-        raise _user_error(exc, _TYPES, where=where) from None
+        raise user_error(exc, _TYPES, where=where) from None
     out.synthesis = _synthesis_overrides(out.synthesis, where)
     return out
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -102,14 +102,13 @@ def view_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
 
 
-class TwoViews(Dataset):
-    """Two aug-plus views of each image; indexed by ``(index, epoch)``.
+class ImageFiles(Dataset):
+    """The images of an ImageFolder, indexed by ``(index, epoch)``; subclasses say what an item holds.
 
-    An item is ``(view_q, view_k, index, skipped)``: ``skipped`` is the number
-    of unreadable files from ``index`` on that were replaced by the next
-    readable one (see the module docstring). The search gives up after
-    ``give_up`` bad files in a row and returns blank views; the training loop
-    refuses the run before it trains on them.
+    The unreadable-file policy lives here, shared by both pipelines: an item
+    reads ``index``, or the next readable file in folder order, and reports how
+    many it ``skipped``; the search gives up after ``give_up`` bad files in a
+    row (the training loop refuses the run before it trains on the blank).
     """
 
     def __init__(self, root: str | os.PathLike, image_size: int, seed: int = 0, crop_min: float = 0.2,
@@ -121,8 +120,7 @@ class TwoViews(Dataset):
             raise UserError(f"no images found under {folder} ({str(exc).splitlines()[0]}).") from None
         if len(self.images) == 0:
             raise UserError(f"no images found under {folder}.")
-        self.transform = aug_plus(image_size, crop_min)
-        self.seed, self.root, self.image_size = seed, folder, image_size
+        self.seed, self.root, self.image_size, self.crop_min = seed, folder, image_size, crop_min
         self.give_up = max(1, min(give_up, len(self.images)))
 
     def __len__(self) -> int:
@@ -131,20 +129,42 @@ class TwoViews(Dataset):
     def path(self, index: int) -> str:
         return self.images.samples[index % len(self.images)][0]
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        index, epoch = key
-        img, skipped = None, 0
-        while img is None and skipped < self.give_up:
+    def first_readable(self, index: int, read: Callable[[str], Any]) -> tuple[Any, int]:
+        """``(read(path), skipped)`` for the first file from ``index`` on that ``read`` can decode
+        (``None`` after ``give_up`` failures)."""
+        skipped = 0
+        while skipped < self.give_up:
             try:
-                img = open_rgb(self.path(index + skipped))
+                return read(self.path(index + skipped)), skipped
             except UNREADABLE:
                 skipped += 1
+        return None, skipped
+
+    @staticmethod
+    def views(batch: tuple, epoch: int, device: torch.device) -> tuple:  # noqa: ARG004
+        """``(view_q, view_k, index, skipped)`` of a loader batch; here the loader made the views already."""
+        return batch
+
+
+class TwoViews(ImageFiles):
+    """Two aug-plus views of each image, made in the loader's workers with PIL (``data_pipeline=cpu``).
+
+    An item is ``(view_q, view_k, index, skipped)`` (see :class:`ImageFiles`).
+    """
+
+    def __init__(self, root: str | os.PathLike, image_size: int, seed: int = 0, crop_min: float = 0.2,
+                 give_up: int = 1):
+        super().__init__(root, image_size, seed, crop_min, give_up)
+        self.transform = aug_plus(image_size, crop_min)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        index, epoch = key
+        img, skipped = self.first_readable(index, open_rgb)
         if img is None:
             blank = torch.zeros(3, self.image_size, self.image_size)
             return blank, blank.clone(), index, skipped
-        seed = view_seed(self.seed, epoch, index)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(view_seed(self.seed, epoch, index))
             return self.transform(img), self.transform(img), index, skipped
 
 
@@ -155,7 +175,7 @@ class UnreadableImages:
     true past it, and the training loop stops every rank at the same step.
     """
 
-    def __init__(self, dataset: TwoViews, max_fraction: float):
+    def __init__(self, dataset: ImageFiles, max_fraction: float):
         if not 0 <= max_fraction <= 1:
             raise UserError(f"max_unreadable_fraction must be between 0 and 1, got {max_fraction}.")
         self.dataset = dataset
@@ -235,6 +255,8 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
             yield [(i, self.epoch) for i in perm[start:start + local]]
 
 
-def make_loader(dataset: TwoViews, sampler: ResumableBatchSampler, workers: int, pin_memory: bool) -> DataLoader:
+def make_loader(dataset: ImageFiles, sampler: ResumableBatchSampler, workers: int, pin_memory: bool) -> DataLoader:
+    """The epoch's loader; a dataset with a ``collate`` (the GPU pipeline's files of mixed sizes) batches its own."""
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-                      persistent_workers=False, prefetch_factor=4 if workers else None)
+                      persistent_workers=False, prefetch_factor=4 if workers else None,
+                      collate_fn=getattr(dataset, "collate", None))

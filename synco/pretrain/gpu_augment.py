@@ -3,7 +3,7 @@
 Why: ImageNet pretraining is bound by JPEG decoding and PIL augmentation on the CPU (MoCo's 200 epochs took
 53 h on 8 V100s, with the GPUs waiting on the loader; solo-learn reports epochs about 2x faster with a GPU
 pipeline). Here JPEGs are decoded with ``torchvision.io.decode_jpeg(..., device=device)`` (nvjpeg on CUDA)
-and every op runs batched on the device. Not yet wired into training (``data.pipeline=gpu`` is to come).
+and every op runs batched on the device; :mod:`synco.pretrain.gpu_data` feeds it (``data_pipeline=gpu``).
 
 What matches :func:`synco.pretrain.data.aug_plus` exactly: the parameters. Each image's generator is seeded
 from ``(seed, epoch, index)`` as :class:`~synco.pretrain.data.TwoViews` seeds torch's RNG, and the draws
@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as nnf
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from synco.common.errors import UserError
 from synco.pretrain.data import IMAGENET_MEAN, IMAGENET_STD, view_seed
 from synco.pretrain.gpu_colour import blur, colour_jitter, grayscale
 
@@ -108,14 +109,29 @@ def sample_two_views(seed: int, epoch: int, index: int, height: int, width: int,
 
 def decode(images: Sequence[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
     """uint8 CHW RGB images on ``device``: 1-D uint8 tensors are JPEG files (decoded there, nvjpeg on
-    CUDA), 3-D ones are already images (moved)."""
+    CUDA), 3-D ones are already images (moved). A file the device's decoder refuses is decoded on the CPU
+    (libjpeg-turbo), one at a time; one the CPU refuses too raises a :class:`UserError` naming its index."""
     jpegs = [k for k, im in enumerate(images) if im.ndim == 1]
     out = [im if im.ndim != 1 else None for im in images]
-    if jpegs:
-        decoded = decode_jpeg([images[k] for k in jpegs], mode=ImageReadMode.RGB, device=device)
-        for k, im in zip(jpegs, decoded):
-            out[k] = im
-    return [im.to(device) for im in out]
+    try:
+        decoded = decode_jpeg([images[k] for k in jpegs], mode=ImageReadMode.RGB, device=device) if jpegs else []
+    except RuntimeError:
+        decoded = [_decode_one(images[k], device) for k in jpegs]
+    for k, im in zip(jpegs, decoded):
+        out[k] = im
+    return [im.to(device, non_blocking=True) for im in out]
+
+
+def _decode_one(data: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    try:
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:
+        pass
+    try:
+        return decode_jpeg(data, mode=ImageReadMode.RGB)
+    except RuntimeError as exc:
+        raise UserError(f"a JPEG file of {data.numel()} bytes that PIL read cannot be decoded "
+                        f"({str(exc).splitlines()[0]}); run with data_pipeline=cpu, or remove the file.") from None
 
 
 def augment(images: Sequence[torch.Tensor], params: Sequence[ViewParams], size: int = 224) -> torch.Tensor:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,18 +25,12 @@ from synco.common.atomic import atomic_link
 from synco.common.errors import UserError
 from synco.pretrain.checkpoint import LAST, check_compatible, find_resume_checkpoint, restore_rng, save_checkpoint
 from synco.pretrain.config import PretrainConfig, config_from_dict
-from synco.pretrain.data import ResumableBatchSampler, TwoViews, UnreadableImages, make_loader
+from synco.pretrain.data import ImageFiles, ResumableBatchSampler, UnreadableImages, make_loader
+from synco.pretrain.gpu_data import pipeline_dataset
 from synco.pretrain.metrics_log import MetricsLogger, StepMeter
 from synco.pretrain.model import MomentumContrast
 from synco.pretrain.monitor import KnnMonitor, monitor_root
-
-
-class Interrupted(Exception):
-    """Training stopped on a signal after saving a checkpoint."""
-
-    def __init__(self, signum: int, checkpoint: Path):
-        super().__init__(f"stopped on {signal.Signals(signum).name}; checkpoint saved to {checkpoint}")
-        self.signum, self.checkpoint = signum, checkpoint
+from synco.pretrain.process import Interrupted, StopFlag, setup_distributed
 
 
 @dataclass
@@ -49,41 +42,6 @@ class Summary:
     last_loss: float
     images_per_second: float
     data_wait_fraction: float
-
-
-def setup_distributed() -> tuple[int, int, int, torch.device]:
-    """(rank, world_size, local_rank, device) from torchrun's environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    if dist.is_initialized():
-        rank, world = dist.get_rank(), dist.get_world_size()
-    return rank, world, local, device
-
-
-class _StopFlag:
-    """Remembers the first SIGTERM/SIGUSR1; the loop checks it after every step."""
-
-    def __init__(self):
-        self.signum = 0
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def _handler(self, signum, frame):  # noqa: ARG002
-        self.signum = self.signum or signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _prepare_output(cfg: PretrainConfig, resume: bool, rank: int) -> tuple[Path, tuple | None]:
@@ -129,7 +87,7 @@ class _Run:
     rank: int
     world: int
     device: torch.device
-    dataset: TwoViews
+    dataset: ImageFiles  # TwoViews (data_pipeline=cpu) or EncodedImages (gpu)
     model: MomentumContrast
     net: torch.nn.Module  # the model, or its DDP wrapper
     optimizer: torch.optim.Optimizer
@@ -154,7 +112,7 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
     cfg.validate(world)
     torch.manual_seed(cfg.seed + rank)
 
-    dataset = TwoViews(cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
+    dataset = pipeline_dataset(cfg.data_pipeline, cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
     unreadable = UnreadableImages(dataset, cfg.max_unreadable_fraction)
     dataset.give_up = unreadable.give_up()
     model = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature,
@@ -206,7 +164,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     meter = StepMeter(logger, cfg.batch_size, cfg.log_every, None)
     bad = run.unreadable
     try:
-        with _StopFlag() as stop:
+        with StopFlag() as stop:
             if not run.resumed:
                 _observe(run, logger, 0, 0)
             for epoch in range(start_epoch, cfg.epochs):
@@ -215,8 +173,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
                 loader = make_loader(run.dataset, sampler, cfg.workers, pin_memory=device.type == "cuda")
                 meter = StepMeter(logger, cfg.batch_size, cfg.log_every,
                                _progress(progress and run.rank == 0, len(sampler), epoch, cfg.epochs))
-                for step, (im_q, im_k, index, skipped) in enumerate(loader, start=start_step):
-                    meter.data_ready()
+                for step, batch in enumerate(loader, start=start_step):
+                    meter.data_ready()  # the device pipeline's decode and aug+ count as the step's time
+                    im_q, im_k, index, skipped = run.dataset.views(batch, epoch, device)
                     bad.note(index, skipped, logger.log, run.rank, epoch=epoch, global_step=global_step)
                     lr = cfg.lr_at(epoch + step / run.steps_per_epoch)
                     loss, diag, signum = _step(run, im_q, im_k, epoch, lr, stop.signum, (step, global_step), bad)

@@ -101,24 +101,24 @@ def _run_until(cmd: list[str], output: Path, global_step: int, sig: int) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_kill_and_resume_gives_the_uninterrupted_state(images, tmp_path, sig):
+@pytest.mark.parametrize(("sig", "pipeline"), [(signal.SIGTERM, "cpu"), (signal.SIGKILL, "cpu"), (signal.SIGTERM, "gpu")])
+def test_kill_and_resume_gives_the_uninterrupted_state(images, tmp_path, sig, pipeline):
     # One thread in both runs, so that no reduction order can differ between them.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _kill_and_resume(images, tmp_path, sig)
+        _kill_and_resume(images, tmp_path, sig, [f"data_pipeline={pipeline}"])
     finally:
         torch.set_num_threads(threads)
 
 
-def _kill_and_resume(images, tmp_path, sig):
+def _kill_and_resume(images, tmp_path, sig, extra):
     reference = tmp_path / "reference"
-    pretrain(_config(images, reference), progress=False)
+    pretrain(_config(images, reference, *extra), progress=False)
 
     interrupted = tmp_path / "interrupted"
     cmd = [sys.executable, "-m", "synco", "pretrain", "--config", "toy_synco", "--no-progress",
-           "--data", str(images), "--output", str(interrupted), *TINY]
+           "--data", str(images), "--output", str(interrupted), *TINY, *extra]
     rc = _run_until(cmd, interrupted, global_step=5, sig=sig)
     assert rc != 0, "the run finished before it could be interrupted"
     if sig == signal.SIGTERM:
@@ -127,7 +127,7 @@ def _kill_and_resume(images, tmp_path, sig):
         assert saved["synco"]["step"] > 0, "SIGTERM must save a mid-epoch checkpoint"
 
     resumed = main(["pretrain", "--config", "toy_synco", "--no-progress", "--resume", "--data", str(images),
-                    "--output", str(interrupted), *TINY])
+                    "--output", str(interrupted), *TINY, *extra])
     assert resumed == 0
     _assert_same_state(_final_state(reference), _final_state(interrupted))
     steps = [row["global_step"] for row in _metrics(interrupted)]

@@ -2,7 +2,8 @@
 
 Real damaged files (truncated, empty, text) and real odd-but-valid ones (CMYK
 JPEG, PNG named ``.JPEG``, greyscale) in a toy world, loaded by a real
-DataLoader worker process (a bad file used to kill the worker mid-epoch).
+DataLoader worker process (a bad file used to kill the worker mid-epoch), through
+both data pipelines (``data_pipeline=cpu`` and ``gpu``, the latter on the CPU here).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PIL import Image
 from synco.cli import main
 from synco.pretrain.checkpoint import LAST, load_pretrain_checkpoint
 from synco.pretrain.data import TwoViews
+from synco.pretrain.gpu_data import EncodedImages
 from synco.toyworld import ToyWorldSpec, generate_toy_world
 from tests.pretrain.test_train import TINY
 
@@ -67,12 +69,34 @@ def test_odd_but_valid_images_load_as_rgb_and_bad_ones_are_replaced(pristine, tm
     assert dataset[(first_bad, 0)][0].equal(view_q), "the replacement must be deterministic"
 
 
-def test_a_few_unreadable_images_are_skipped_and_logged_once(pristine, tmp_path, capsys):
+def test_the_device_pipeline_sends_jpeg_bytes_or_pil_pixels_and_skips_the_same_files(pristine, tmp_path):
+    world = tmp_path / "world"
+    shutil.copytree(pristine, world)
+    bad, (cmyk, grey, png_named_jpeg) = _damage(world)
+    encoded, views = EncodedImages(world, 32, give_up=5), TwoViews(world, 32, give_up=5)
+    paths = [Path(p) for p, _ in encoded.images.samples]
+    for path in (grey, paths[0]):  # JPEGs the device decodes: the file's bytes, untouched
+        payload, _, skipped = encoded[(paths.index(path), 0)]
+        assert skipped == 0 and payload.ndim == 1 and payload.numpy().tobytes() == path.read_bytes(), path
+    for path in (cmyk, png_named_jpeg):  # decoded by PIL to RGB, as the CPU pipeline decodes them
+        payload, _, skipped = encoded[(paths.index(path), 0)]
+        rgb = Image.open(path).convert("RGB")
+        assert skipped == 0 and tuple(payload.shape) == (3, rgb.height, rgb.width), path
+        assert payload.permute(1, 2, 0).numpy().tobytes() == rgb.tobytes(), path
+    first_bad = paths.index(bad[0])
+    payload, index, skipped = encoded[(first_bad, 0)]
+    assert (index, skipped) == (first_bad, 3) == views[(first_bad, 0)][2:]
+    assert payload.numpy().tobytes() == paths[first_bad + 3].read_bytes()
+
+
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_a_few_unreadable_images_are_skipped_and_logged_once(pristine, tmp_path, capsys, pipeline):
     world = tmp_path / "world"
     shutil.copytree(pristine, world)
     bad, _ = _damage(world)
     out = tmp_path / "run"
-    assert _pretrain(world, out, "max_unreadable_fraction=0.1") == 0, capsys.readouterr().err
+    assert _pretrain(world, out, "max_unreadable_fraction=0.1", f"data_pipeline={pipeline}") == 0, \
+        capsys.readouterr().err
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     logged = [row for row in rows if row["kind"] == "unreadable"]
     assert sorted(row["path"] for row in logged) == sorted(str(p) for p in bad)
@@ -83,13 +107,14 @@ def test_a_few_unreadable_images_are_skipped_and_logged_once(pristine, tmp_path,
     assert sum(row["kind"] == "train" for row in rows) == 32 // 8
 
 
-def test_a_folder_of_mostly_bad_files_is_refused_in_one_sentence(pristine, tmp_path, capsys):
+@pytest.mark.parametrize("pipeline", ["cpu", "gpu"])
+def test_a_folder_of_mostly_bad_files_is_refused_in_one_sentence(pristine, tmp_path, capsys, pipeline):
     world = tmp_path / "world"
     shutil.copytree(pristine, world)
     for path in sorted((world / "pretrain" / "train" / "toy").glob("*.jpg"))[::2]:
         path.write_bytes(b"")
     out = tmp_path / "run"
-    assert _pretrain(world, out, "max_unreadable_fraction=0.05") == 2
+    assert _pretrain(world, out, "max_unreadable_fraction=0.05", f"data_pipeline={pipeline}") == 2
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert "unreadable images found under" in err and "max_unreadable_fraction=0.05" in err, err
