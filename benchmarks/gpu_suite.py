@@ -4,8 +4,8 @@ Sections (``--only`` picks some, comma-separated):
 
 * ``step``: pretraining step images/s, MoCo v2 / MoCHI / SynCo from the presets, and a
   supervised step; eager and ``torch.compile`` (``benchmarks/suite_step.py``);
-* ``data``: two-crop aug+ images/s from JPEG files, CPU loader and (when it exists)
-  ``synco.pretrain.gpu_augment`` (``benchmarks/suite_data.py``);
+* ``data``: two-crop aug+ images/s from JPEG files: ``data_pipeline=cpu``,
+  ``data_pipeline=gpu`` and kornia's aug+ for comparison (``benchmarks/suite_data.py``);
 * ``detection``: detectron2 s/iter of the VOC and COCO R50-C4 configs, with and without AMP
   (``benchmarks/suite_detection.py``);
 * ``coco``: COCO box evaluation, pycocotools vs faster-coco-eval (``benchmarks/suite_coco.py``);
@@ -51,9 +51,9 @@ from suite_report import write_outputs  # noqa: E402
 #: name -> (run function, budget in seconds on a GPU, budget in smoke mode)
 SECTIONS = {
     "step": (suite_step.run, 150, 40),
-    "data": (suite_data.run, 45, 20),
+    "data": (suite_data.run, 60, 20),
     "detection": (suite_detection.run, 100, 40),
-    "coco": (suite_coco.run, 90, 10),
+    "coco": (suite_coco.run, 75, 10),
     "ddp": (suite_ddp.run, 60, 30),
 }
 

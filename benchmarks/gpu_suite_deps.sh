@@ -3,7 +3,7 @@
 # torchvision but none of detectron2's stack, omegaconf, shapely or the COCO evaluators; it cannot reach
 # a package registry). Run here, in the repository root, with the project's venv:
 #   bash benchmarks/gpu_suite_deps.sh
-# then run, carrying .gpu_deps (about 9 MB):
+# then run, carrying .gpu_deps (about 16 MB):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu_deps/whl/*.whl
 #   && export PYTHONPATH=/tmp/site:$PWD/.gpu_deps/py:$PWD PYTHONUNBUFFERED=1
 #   && timeout 560 python3 benchmarks/gpu_suite.py $OUT 2>&1 | tee $OUT/log.txt
@@ -13,11 +13,12 @@ PY=.venv/bin/python
 SITE=$($PY -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 version() { $PY -c "import importlib.metadata as m; print(m.version('$1'))"; }
 rm -rf .gpu_deps && mkdir -p .gpu_deps/whl .gpu_deps/py
-# Compiled packages: binary wheels for CPython 3.12 on x86-64 Linux.
+# Wheels for CPython 3.12 on x86-64 Linux (kornia for the data section's library comparison).
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .gpu_deps/whl "pycocotools==$(version pycocotools)" \
-    "faster-coco-eval==$(version faster-coco-eval)" "shapely==$(version shapely)"
+    "faster-coco-eval==$(version faster-coco-eval)" "shapely==$(version shapely)" \
+    "kornia==$(version kornia)" "kornia-rs==$(version kornia_rs)"
 # Pure-Python packages (detectron2 here is its Python-only build), copied from this venv.
 for pkg in detectron2 fvcore iopath yacs termcolor omegaconf antlr4 hydra pkg_resources; do
     cp -r "$SITE/$pkg" .gpu_deps/py/

@@ -1,18 +1,21 @@
 """GPU suite, section ``data``: two-crop MoCo v2 aug+ images/s from JPEG files on disk.
 
-Generates ImageNet-sized JPEGs (smooth random content, about 500x375) into a
-temporary ImageFolder, then times the project's CPU pipeline (``TwoViews`` with
-``make_loader``, every core a worker) over whole epochs, worker start-up
-included (conservative); the first epoch only warms the page cache. When
-``synco.pretrain.gpu_augment`` exists with ``gpu_two_crops``, the GPU-side pipeline
-(JPEG files read into memory, then decode on the device and the two crops, per
-batch) is timed too. Target: the pipeline delivers at least 1.2x the SynCo step's images/s.
+Generates ImageNet-like JPEGs (see :func:`make_jpegs`) into a temporary ImageFolder, then times, over whole
+epochs through the training loader (worker start-up included, conservative; a first epoch only warms the
+page cache and the device):
+
+* ``cpu``: ``data_pipeline=cpu``, PIL aug+ in every core's worker;
+* ``gpu``: ``data_pipeline=gpu`` as training runs it, and its halves alone: the workers reading and checking
+  files (``loader_only``), and decode plus aug+ on the device from files in memory (``device_only``);
+* ``augment_libraries``: aug+ alone on decoded images, this project's ops against kornia's (when installed).
+
+Target: the pipeline delivers at least 1.2x the SynCo step's images/s (``step`` section).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +25,11 @@ import torch
 import torchvision
 from PIL import Image
 from suite_common import Section, error_text, target  # benchmarks/suite_common.py
+from torchvision.io import ImageReadMode, decode_jpeg
 
-from synco.pretrain.data import ResumableBatchSampler, TwoViews, make_loader
+from synco.pretrain.data import IMAGENET_MEAN, IMAGENET_STD, ResumableBatchSampler, TwoViews, make_loader
+from synco.pretrain.gpu_augment import sample_two_views, two_crops
+from synco.pretrain.gpu_data import EncodedImages
 
 FEED_LIMIT = 1.2
 
@@ -37,69 +43,137 @@ def sizes(smoke: bool) -> dict:
 
 
 def make_jpegs(root: Path, count: int, width: int, height: int, seed: int = 0) -> list[Path]:
-    """``count`` JPEGs of smooth random content in ``root/class0`` (an ImageFolder)."""
+    """``count`` JPEGs in ``root/class0`` (an ImageFolder): smooth colour fields plus texture, quality 90,
+    sizes from ``width`` x ``height`` down to 80 % of each (ImageNet's are mixed; about 110 KB a file at
+    500x375, near ImageNet's average, so that decoding costs what it costs there)."""
     rng = np.random.default_rng(seed)
     folder = root / "class0"
     folder.mkdir(parents=True)
     paths = []
     for i in range(count):
-        small = rng.integers(0, 256, (max(height // 16, 2), max(width // 16, 2), 3), dtype=np.uint8)
-        img = Image.fromarray(small).resize((width, height), Image.BILINEAR)
+        w, h = int(width * (0.8 + 0.2 * rng.random())), int(height * (0.8 + 0.2 * rng.random()))
+        small = rng.integers(0, 256, (max(h // 16, 2), max(w // 16, 2), 3), dtype=np.uint8)
+        smooth = np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR), dtype=np.int16)
+        texture = rng.integers(-24, 25, (h, w, 1), dtype=np.int16)
         paths.append(folder / f"{i:06d}.jpg")
-        img.save(paths[-1], quality=90)
+        Image.fromarray((smooth + texture).clip(0, 255).astype(np.uint8)).save(paths[-1], quality=90)
     return paths
 
 
-def cpu_pipeline(root: Path, sz: dict) -> dict:
-    """images/s of TwoViews + the training loader, over ``epochs`` whole epochs after one warm-up epoch."""
-    dataset = TwoViews(root, sz["image_size"])
-    cuda = torch.cuda.is_available()
+def cpu_pipeline(root: Path, sz: dict, device: torch.device) -> dict:
+    """images/s of ``data_pipeline=cpu`` (TwoViews in every core's worker, the training loader)."""
+    return _timed_epochs(TwoViews(root, sz["image_size"]), sz, device, lambda batch, epoch: len(batch[0]))
+
+
+def _timed_epochs(dataset, sz: dict, device: torch.device, consume) -> dict:
+    """images/s of ``consume(batch, epoch)`` over the training loader, ``epochs`` epochs after a warm-up one."""
+    cuda = device.type == "cuda"
     count, elapsed = 0, 0.0
     for epoch in range(sz["epochs"] + 1):
         loader = make_loader(dataset, ResumableBatchSampler(len(dataset), sz["batch"], epoch), sz["workers"], cuda)
         start = time.perf_counter()
-        images = sum(len(view_q) for view_q, _, _, _ in loader)
-        if epoch:  # epoch 0 warms the page cache
+        images = sum(consume(batch, epoch) for batch in loader)
+        if cuda:
+            torch.cuda.synchronize(device)
+        if epoch:  # epoch 0 warms the page cache and the device
             count, elapsed = count + images, elapsed + time.perf_counter() - start
     return {"images_per_s": count / elapsed, "images_timed": count, "workers": sz["workers"]}
 
 
-def gpu_pipeline(paths: list[Path], sz: dict, device: torch.device) -> dict:
-    """images/s of decode + ``gpu_two_crops`` on ``device``, or why it is not available."""
-    try:
-        module = importlib.import_module("synco.pretrain.gpu_augment")
-    except ImportError as exc:
-        return {"status": f"not available: {error_text(exc)}"}
-    fn = getattr(module, "gpu_two_crops", None)
-    if fn is None:
-        return {"status": "not available: synco.pretrain.gpu_augment has no gpu_two_crops"}
-    data = [torchvision.io.read_file(str(p)) for p in paths]
-    batches = [list(range(i, i + sz["batch"])) for i in range(0, len(data) - sz["batch"] + 1, sz["batch"])]
+def gpu_pipeline(root: Path, sz: dict, device: torch.device) -> dict:
+    """``data_pipeline=gpu`` as training runs it (workers read and check files, the device decodes and
+    augments), and its two halves alone: the workers' side (``loader_only``) and the device's (``device_only``,
+    files already in memory)."""
+    dataset = EncodedImages(root, sz["image_size"])
 
-    def one(indices: list[int]) -> None:  # JPEG files in, decoded on the device (nvjpeg on CUDA)
-        fn([data[i] for i in indices], 0, 0, indices, device, size=sz["image_size"])
+    def views(batch, epoch) -> int:
+        view_q, _, _, _ = dataset.views(batch, epoch, device)
+        return len(view_q)
 
-    one(batches[0])  # warm-up
+    out = {"status": "ok", **_timed_epochs(dataset, sz, device, views),
+           "loader_only": _timed_epochs(dataset, sz, device, lambda batch, epoch: len(batch[0]))}
+    items = [dataset[(i, 0)] for i in range(len(dataset))]  # files read and views drawn beforehand
+    batches = [list(range(i, i + sz["batch"])) for i in range(0, len(items) - sz["batch"] + 1, sz["batch"])]
+    out["device_only"] = {"images_per_s": _rate(
+        lambda b: dataset.views(EncodedImages.collate([items[i] for i in b]), 0, device), batches, device)}
+    return out
+
+
+def _rate(fn, batches: list[list[int]], device: torch.device) -> float:
+    """images/s of ``fn(batch)`` over ``batches``, after one warm-up call."""
+    fn(batches[0])
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    for indices in batches:
-        one(indices)
+    for batch in batches:
+        fn(batch)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return {"status": "ok", "images_per_s": len(batches) * sz["batch"] / (time.perf_counter() - start)}
+    return len(batches) * len(batches[0]) / (time.perf_counter() - start)
+
+
+def augment_libraries(root: Path, sz: dict, device: torch.device) -> dict:
+    """aug+ alone (two views, decoded images of one size on the device): this project's ops vs kornia's.
+
+    The choice of library (issue 13): kornia's batch ops take one tensor of equal-sized images and draw a
+    batch's parameters together from the global RNG, so ImageNet's mixed sizes need a crop per image first
+    and an image's views would depend on its batch (resume would not be exact); DALI is not measured (its
+    wheel, about 0.5 GB, cannot travel to the device machine, which has no registry).
+    """
+    decoded = [decode_jpeg(torchvision.io.read_file(str(p)), mode=ImageReadMode.RGB).to(device)
+               for p in sorted(root.rglob("*.jpg"))]
+    height, width = min(im.shape[1] for im in decoded), min(im.shape[2] for im in decoded)
+    images = [im[:, :height, :width] for im in decoded]  # one size: kornia's batch ops need it
+    batches = [list(range(i, i + sz["batch"])) for i in range(0, len(images) - sz["batch"] + 1, sz["batch"])]
+    pairs = [sample_two_views(0, 0, i, height, width) for i in range(len(images))]  # drawn in workers in training
+    out = {"synco_gpu_augment": {"images_per_s": _rate(
+        lambda b: two_crops([images[i] for i in b], [pairs[i] for i in b], sz["image_size"]), batches, device)}}
+    try:
+        aug = kornia_aug_plus(sz["image_size"]).to(device)
+    except ImportError as exc:
+        out["kornia"] = {"status": f"not available: {error_text(exc)}"}
+        return out
+    stack = torch.stack(images).float().div_(255)
+
+    def kornia_views(b: list[int]) -> None:
+        x = stack[b[0]:b[0] + len(b)]
+        aug(x), aug(x)
+
+    out["kornia"] = {"status": "ok", "version": sys.modules["kornia"].__version__,
+                     "images_per_s": _rate(kornia_views, batches, device)}
+    out["kornia_over_synco"] = out["kornia"]["images_per_s"] / out["synco_gpu_augment"]["images_per_s"]
+    return out
+
+
+def kornia_aug_plus(size: int) -> torch.nn.Module:
+    """MoCo v2's aug+ in kornia (its ColorJitter follows torchvision's; blur kernel 23 as in SimCLR at 224)."""
+    import kornia.augmentation as K  # noqa: PLC0415 - optional: measured only where installed
+
+    return torch.nn.Sequential(
+        K.RandomResizedCrop((size, size), scale=(0.2, 1.0)),
+        K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+        K.RandomGrayscale(p=0.2),
+        K.RandomGaussianBlur((23, 23), (0.1, 2.0), p=0.5),
+        K.RandomHorizontalFlip(),
+        K.Normalize(torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)),
+    )
 
 
 def run(sec: Section) -> dict:
     sz = sizes(sec.smoke)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        paths = make_jpegs(Path(tmp), sz["images"], sz["width"], sz["height"])
-        out = {"config": sz, "generate_s": time.perf_counter() - start, "cpu": cpu_pipeline(Path(tmp), sz)}
-        try:
-            out["gpu"] = gpu_pipeline(paths, sz, sec.device)
-        except Exception as exc:  # noqa: BLE001 - the GPU pipeline is someone else's new code: record its failure
-            out["gpu"] = {"status": f"error: {error_text(exc)}"}
+        make_jpegs(Path(tmp), sz["images"], sz["width"], sz["height"])
+        out = {"config": sz, "generate_s": time.perf_counter() - start,
+               "cpu": cpu_pipeline(Path(tmp), sz, sec.device)}
+        for name, measure in (("gpu", gpu_pipeline), ("augment_libraries", augment_libraries)):
+            if sec.over_budget():
+                out[name] = {"status": "skipped: over the section's time budget"}
+                continue
+            try:
+                out[name] = measure(Path(tmp), sz, sec.device)
+            except Exception as exc:  # noqa: BLE001 - one failing measurement must not lose the others
+                out[name] = {"status": f"error: {error_text(exc)}"}
     step = sec.results.get("step", {}).get("images_per_s", {}).get("synco")
     out["synco_step_images_per_s"] = step
     for name in ("cpu", "gpu"):

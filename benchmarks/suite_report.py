@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from run_time import markdown_table  # benchmarks/run_time.py
+
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, dict):
@@ -28,6 +30,7 @@ def markdown(report: dict) -> str:
         for t in sec.get("targets", []):
             lines.append(f"| {name} | {_cell(t['name'])} | {_cell(t['value'])} | {t['op']} {_cell(t['limit'])} "
                          f"| {_cell(t['met'])} |")
+    lines += ["", "## How fast will my run be (ImageNet, 200 epochs)", "", *markdown_table(report["sections"])]
     lines += ["", "## Figures", "", "| section | figure | value |", "|---|---|---|"]
     for name, sec in report["sections"].items():
         rows = _flatten({k: v for k, v in sec.items() if k != "targets"})

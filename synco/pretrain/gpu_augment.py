@@ -113,6 +113,11 @@ def decode(images: Sequence[torch.Tensor], device: torch.device | str) -> list[t
     (libjpeg-turbo), one at a time; one the CPU refuses too raises a :class:`UserError` naming its index."""
     jpegs = [k for k, im in enumerate(images) if im.ndim == 1]
     out = [im if im.ndim != 1 else None for im in images]
+    if jpegs and torch.device(device).type == "cuda":
+        # nvJPEG's hardware decoder (A100, H100) writes its outputs without waiting for work queued on the
+        # stream, into blocks the caching allocator has just freed (pytorch/vision PR 9606, meta-pytorch/
+        # torchcodec PR 1634, 2026): drain the stream first. It costs the overlap of one step with the next.
+        torch.cuda.current_stream(device).synchronize()
     try:
         decoded = decode_jpeg([images[k] for k in jpegs], mode=ImageReadMode.RGB, device=device) if jpegs else []
     except RuntimeError:
@@ -159,13 +164,20 @@ def augment(images: Sequence[torch.Tensor], params: Sequence[ViewParams], size: 
     return (x - mean) / std
 
 
+def two_crops(images: Sequence[torch.Tensor], pairs: Sequence[tuple[ViewParams, ViewParams]],
+              size: int = 224) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(view_q, view_k)`` of decoded ``images`` with their drawn ``pairs`` (:func:`sample_two_views`)."""
+    return augment(images, [q for q, _ in pairs], size), augment(images, [k for _, k in pairs], size)
+
+
 def gpu_two_crops(images: Sequence[torch.Tensor], seed: int, epoch: int, indices: Sequence[int],
                   device: torch.device | str, size: int = 224,
                   crop_min: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
     """Two aug+ views of each image (uint8 CHW tensors of any sizes, or JPEG files as 1-D uint8 tensors)
     on ``device``: ``(view_q, view_k)``, each ``(N, 3, size, size)`` float32, as TwoViews draws them for
-    dataset indices ``indices`` in ``epoch``."""
+    dataset indices ``indices`` in ``epoch``. (Training draws in the loader's workers instead, where the
+    draws cost no main-process time: :class:`synco.pretrain.gpu_data.EncodedImages`.)"""
     decoded = decode(images, device)
     pairs = [sample_two_views(seed, epoch, int(index), im.shape[-2], im.shape[-1], crop_min)
              for im, index in zip(decoded, indices)]
-    return augment(decoded, [q for q, _ in pairs], size), augment(decoded, [k for _, k in pairs], size)
+    return two_crops(decoded, pairs, size)

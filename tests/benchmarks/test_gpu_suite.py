@@ -67,7 +67,12 @@ def test_data_detection_coco_and_ddp_figures(report):
     data = sections["data"]
     assert data["cpu"]["images_per_s"] > 0
     gpu = data["gpu"]
-    assert (gpu["status"] == "ok" and gpu["images_per_s"] > 0) or gpu["status"].startswith("not available")
+    assert gpu["status"] == "ok" and gpu["images_per_s"] > 0, gpu
+    assert gpu["loader_only"]["images_per_s"] > 0 and gpu["device_only"]["images_per_s"] > 0
+    libraries = data["augment_libraries"]
+    assert libraries["synco_gpu_augment"]["images_per_s"] > 0 and libraries["kornia"]["status"] == "ok", libraries
+    assert _close(libraries["kornia_over_synco"],
+                  libraries["kornia"]["images_per_s"] / libraries["synco_gpu_augment"]["images_per_s"])
     assert _close(data["cpu"]["ratio_to_synco_step"],
                   data["cpu"]["images_per_s"] / sections["step"]["images_per_s"]["synco"])
     detection = sections["detection"]
@@ -80,3 +85,23 @@ def test_data_detection_coco_and_ddp_figures(report):
     ddp = sections["ddp"]
     assert ddp["gpus"] == 2 and ddp["single_source"] == "step section"
     assert _close(ddp["efficiency"], ddp["multi"]["images_per_s"] / (2 * ddp["single_images_per_s"]))
+
+
+@pytest.mark.slow
+def test_run_time_table_follows_from_the_measured_rates(report):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run_time import IMAGENET_TRAIN_IMAGES, run_time_rows  # noqa: PLC0415 - benchmarks/ is not a package
+
+    sections = report["sections"]
+    rows = run_time_rows(sections)
+    step, data, ddp = sections["step"]["images_per_s"], sections["data"], sections["ddp"]
+    assert {(r["method"], r["gpus"], r["data_pipeline"]) for r in rows} == {
+        (m, g, p) for m in ("mocov2", "mochi", "synco") for g in (1, 2, 8) for p in ("cpu", "gpu")}
+    for row in rows:
+        compute = row["gpus"] * step[row["method"]] * (1.0 if row["gpus"] == 1 else ddp["efficiency"])
+        feed = data[row["data_pipeline"]]["images_per_s"] * (row["gpus"] if row["data_pipeline"] == "gpu" else 1)
+        assert _close(row["images_per_s"], min(compute, feed))
+        assert _close(row["hours_200_epochs"], 200 * IMAGENET_TRAIN_IMAGES / row["images_per_s"] / 3600)
+        assert row["basis"].startswith("estimate") == (row["gpus"] == 8)
+    assert "## How fast will my run be (ImageNet, 200 epochs)" in report["_md"]
+    assert "| synco | 8 | gpu |" in report["_md"]

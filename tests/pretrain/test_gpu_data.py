@@ -17,7 +17,7 @@ from synco.common.errors import UserError
 from synco.pretrain import gpu_augment
 from synco.pretrain.config import load_config
 from synco.pretrain.data import ResumableBatchSampler, TwoViews, make_loader
-from synco.pretrain.gpu_augment import gpu_two_crops
+from synco.pretrain.gpu_augment import gpu_two_crops, sample_two_views
 from synco.pretrain.gpu_data import EncodedImages, pipeline_dataset, rgb_tensor
 from synco.pretrain.train import pretrain
 from synco.toyworld import ToyWorldSpec, generate_toy_world
@@ -41,7 +41,8 @@ def _batch(dataset, indices, epoch):
 def test_views_are_the_cpu_draws_made_from_the_decoded_files(world):
     encoded = EncodedImages(world, 40, seed=4)
     indices = [3, 0, 17, 9]
-    payloads, index, skipped = batch = _batch(encoded, indices, epoch=2)
+    payloads, index, skipped, pairs = batch = _batch(encoded, indices, epoch=2)
+    assert pairs == [sample_two_views(4, 2, i, 64, 64) for i in indices], "drawn in the worker, as TwoViews draws"
     assert index.tolist() == indices and skipped.tolist() == [0] * 4 and all(p.ndim == 1 for p in payloads)
     view_q, view_k, index_out, _ = encoded.views(batch, 2, torch.device("cpu"))
     assert view_q.shape == view_k.shape == (4, 3, 40, 40) and index_out is index

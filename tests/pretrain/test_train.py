@@ -101,7 +101,8 @@ def _run_until(cmd: list[str], output: Path, global_step: int, sig: int) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "pipeline"), [(signal.SIGTERM, "cpu"), (signal.SIGKILL, "cpu"), (signal.SIGTERM, "gpu")])
+@pytest.mark.parametrize(("sig", "pipeline"),
+                         [(signal.SIGTERM, "cpu"), (signal.SIGKILL, "cpu"), (signal.SIGTERM, "gpu")])
 def test_kill_and_resume_gives_the_uninterrupted_state(images, tmp_path, sig, pipeline):
     # One thread in both runs, so that no reduction order can differ between them.
     threads = torch.get_num_threads()

@@ -76,15 +76,15 @@ def test_the_device_pipeline_sends_jpeg_bytes_or_pil_pixels_and_skips_the_same_f
     encoded, views = EncodedImages(world, 32, give_up=5), TwoViews(world, 32, give_up=5)
     paths = [Path(p) for p, _ in encoded.images.samples]
     for path in (grey, paths[0]):  # JPEGs the device decodes: the file's bytes, untouched
-        payload, _, skipped = encoded[(paths.index(path), 0)]
+        payload, _, skipped, _ = encoded[(paths.index(path), 0)]
         assert skipped == 0 and payload.ndim == 1 and payload.numpy().tobytes() == path.read_bytes(), path
     for path in (cmyk, png_named_jpeg):  # decoded by PIL to RGB, as the CPU pipeline decodes them
-        payload, _, skipped = encoded[(paths.index(path), 0)]
+        payload, _, skipped, _ = encoded[(paths.index(path), 0)]
         rgb = Image.open(path).convert("RGB")
         assert skipped == 0 and tuple(payload.shape) == (3, rgb.height, rgb.width), path
         assert payload.permute(1, 2, 0).numpy().tobytes() == rgb.tobytes(), path
     first_bad = paths.index(bad[0])
-    payload, index, skipped = encoded[(first_bad, 0)]
+    payload, index, skipped, _ = encoded[(first_bad, 0)]
     assert (index, skipped) == (first_bad, 3) == views[(first_bad, 0)][2:]
     assert payload.numpy().tobytes() == paths[first_bad + 3].read_bytes()
 
