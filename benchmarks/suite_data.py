@@ -1,8 +1,8 @@
 """GPU suite, section ``data``: two-crop MoCo v2 aug+ images/s from JPEG files on disk.
 
-Generates ImageNet-like JPEGs (see :func:`make_jpegs`) into a temporary ImageFolder, then times, over whole
-epochs through the training loader (worker start-up included, conservative; a first epoch only warms the
-page cache and the device):
+Generates ImageNet-like JPEGs (see :func:`make_jpegs`) into a temporary ImageFolder, then times each pipeline
+in its steady state through the training loader (:func:`_steady_rate`: several epochs' batches, the first
+round of batches, one a worker, untimed):
 
 * ``cpu``: ``data_pipeline=cpu``, PIL aug+ in every core's worker;
 * ``gpu``: ``data_pipeline=gpu`` as training runs it, and its halves alone: the workers reading and checking
@@ -36,10 +36,10 @@ FEED_LIMIT = 1.2
 
 def sizes(smoke: bool) -> dict:
     if smoke:
-        return {"images": 16, "width": 80, "height": 60, "image_size": 32, "batch": 4,
-                "workers": min(2, os.cpu_count()), "epochs": 1}
-    return {"images": 2000, "width": 500, "height": 375, "image_size": 224, "batch": 256, "workers": os.cpu_count(),
-            "epochs": 2}
+        return {"images": 16, "width": 80, "height": 60, "image_size": 32, "batch": 4, "loader_batch": 4,
+                "workers": min(2, os.cpu_count())}
+    return {"images": 2000, "width": 500, "height": 375, "image_size": 224, "batch": 256, "loader_batch": 64,
+            "workers": os.cpu_count()}
 
 
 def make_jpegs(root: Path, count: int, width: int, height: int, seed: int = 0) -> list[Path]:
@@ -61,37 +61,51 @@ def make_jpegs(root: Path, count: int, width: int, height: int, seed: int = 0) -
 
 
 def cpu_pipeline(root: Path, sz: dict, device: torch.device) -> dict:
-    """images/s of ``data_pipeline=cpu`` (TwoViews in every core's worker, the training loader)."""
-    return _timed_epochs(TwoViews(root, sz["image_size"]), sz, device, lambda batch, epoch: len(batch[0]))
+    """images/s of ``data_pipeline=cpu`` (TwoViews in every core's worker, the training loader), at the
+    smaller ``loader_batch`` (a worker's cost per image does not depend on the batch; more batches reach
+    the steady state sooner)."""
+    return _steady_rate(TwoViews(root, sz["image_size"]), sz["loader_batch"], sz, device, lambda batch: len(batch[0]))
 
 
-def _timed_epochs(dataset, sz: dict, device: torch.device, consume) -> dict:
-    """images/s of ``consume(batch, epoch)`` over the training loader, ``epochs`` epochs after a warm-up one."""
+def _steady_rate(dataset, batch: int, sz: dict, device: torch.device, consume, rounds: int = 3) -> dict:
+    """Steady-state images/s of ``consume(batch)`` over one training loader of several epochs' batches.
+
+    The first round of batches (one a worker: start-up, and a warm page cache) is not timed, and at least
+    ``rounds`` more per worker are: with one batch a worker, a loader's figure is its start-up time.
+    """
     cuda = device.type == "cuda"
-    count, elapsed = 0, 0.0
-    for epoch in range(sz["epochs"] + 1):
-        loader = make_loader(dataset, ResumableBatchSampler(len(dataset), sz["batch"], epoch), sz["workers"], cuda)
-        start = time.perf_counter()
-        images = sum(consume(batch, epoch) for batch in loader)
-        if cuda:
-            torch.cuda.synchronize(device)
-        if epoch:  # epoch 0 warms the page cache and the device
-            count, elapsed = count + images, elapsed + time.perf_counter() - start
-    return {"images_per_s": count / elapsed, "images_timed": count, "workers": sz["workers"]}
+    per_epoch = len(dataset) // batch
+    wanted = max(sz["workers"] * (rounds + 1), 2 * per_epoch)
+    keys = [key for epoch in range(-(-wanted // per_epoch))
+            for key in ResumableBatchSampler(len(dataset), batch, epoch)][:wanted]
+    warm = max(sz["workers"], 1)
+    count, start = 0, 0.0
+    for n, item in enumerate(make_loader(dataset, keys, sz["workers"], cuda)):
+        images = consume(item)
+        if n + 1 == warm:
+            if cuda:
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+        elif n + 1 > warm:
+            count += images
+    if cuda:
+        torch.cuda.synchronize(device)
+    return {"images_per_s": count / (time.perf_counter() - start), "images_timed": count, "batch": batch,
+            "workers": sz["workers"]}
 
 
 def gpu_pipeline(root: Path, sz: dict, device: torch.device) -> dict:
     """``data_pipeline=gpu`` as training runs it (workers read and check files, the device decodes and
     augments), and its two halves alone: the workers' side (``loader_only``) and the device's (``device_only``,
-    files already in memory)."""
+    files already in memory). In training the device half runs in series with the step, on one stream."""
     dataset = EncodedImages(root, sz["image_size"])
 
-    def views(batch, epoch) -> int:
-        view_q, _, _, _ = dataset.views(batch, epoch, device)
+    def views(batch) -> int:
+        view_q, _, _, _ = dataset.views(batch, 0, device)
         return len(view_q)
 
-    out = {"status": "ok", **_timed_epochs(dataset, sz, device, views),
-           "loader_only": _timed_epochs(dataset, sz, device, lambda batch, epoch: len(batch[0]))}
+    out = {"status": "ok", **_steady_rate(dataset, sz["batch"], sz, device, views),
+           "loader_only": _steady_rate(dataset, sz["batch"], sz, device, lambda batch: len(batch[1]))}
     items = [dataset[(i, 0)] for i in range(len(dataset))]  # files read and views drawn beforehand
     batches = [list(range(i, i + sz["batch"])) for i in range(0, len(items) - sz["batch"] + 1, sz["batch"])]
     out["device_only"] = {"images_per_s": _rate(
@@ -166,9 +180,8 @@ def run(sec: Section) -> dict:
         make_jpegs(Path(tmp), sz["images"], sz["width"], sz["height"])
         files = list(Path(tmp).rglob("*.jpg"))
         out = {"config": sz, "generate_s": time.perf_counter() - start,
-               "average_file_kb": sum(f.stat().st_size for f in files) / len(files) / 1024,
-               "cpu": cpu_pipeline(Path(tmp), sz, sec.device)}
-        for name, measure in (("gpu", gpu_pipeline), ("augment_libraries", augment_libraries)):
+               "average_file_kb": sum(f.stat().st_size for f in files) / len(files) / 1024}
+        for name, measure in (("gpu", gpu_pipeline), ("augment_libraries", augment_libraries), ("cpu", cpu_pipeline)):
             if sec.over_budget():
                 out[name] = {"status": "skipped: over the section's time budget"}
                 continue
@@ -179,9 +192,33 @@ def run(sec: Section) -> dict:
     step = sec.results.get("step", {}).get("images_per_s", {}).get("synco")
     out["synco_step_images_per_s"] = step
     for name in ("cpu", "gpu"):
-        ips = out[name].get("images_per_s")
+        ips = out[name].get("images_per_s")  # gpu: the pipeline alone; run_time.py adds its device half to the step
         ratio = ips / step if ips is not None and step else None
         out[name]["ratio_to_synco_step"] = ratio
         out.setdefault("targets", []).append(target(f"{name.upper()} pipeline / SynCo step images/s", ratio, ">=",
                                                     FEED_LIMIT))
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The section alone at chosen sizes (the README's CPU figures: ``--images 512 --batch 64``)."""
+    import argparse  # noqa: PLC0415 - only for this entry point
+    import json  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(description="two-crop aug+ images/s: data_pipeline=cpu, data_pipeline=gpu, kornia")
+    p.add_argument("--images", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--workers", type=int, default=os.cpu_count())
+    args = p.parse_args(argv)
+    sz = {**sizes(False), "images": args.images, "batch": args.batch, "loader_batch": args.batch,
+          "image_size": args.image_size, "workers": args.workers}
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        make_jpegs(Path(tmp), sz["images"], sz["width"], sz["height"])
+        for name, measure in (("cpu", cpu_pipeline), ("gpu", gpu_pipeline), ("augment_libraries", augment_libraries)):
+            print(name, json.dumps(measure(Path(tmp), sz, device)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

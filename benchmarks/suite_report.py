@@ -30,7 +30,10 @@ def markdown(report: dict) -> str:
         for t in sec.get("targets", []):
             lines.append(f"| {name} | {_cell(t['name'])} | {_cell(t['value'])} | {t['op']} {_cell(t['limit'])} "
                          f"| {_cell(t['met'])} |")
-    lines += ["", "## How fast will my run be (ImageNet, 200 epochs)", "", *markdown_table(report["sections"])]
+    lines += ["", "## How fast will my run be (ImageNet, 200 epochs)", ""]
+    if report["environment"].get("smoke"):
+        lines += ["Smoke run: tiny sizes on the CPU; these hours say nothing about a real run.", ""]
+    lines += markdown_table(report["sections"])
     lines += ["", "## Figures", "", "| section | figure | value |", "|---|---|---|"]
     for name, sec in report["sections"].items():
         rows = _flatten({k: v for k, v in sec.items() if k != "targets"})

@@ -6,9 +6,12 @@
 - :mod:`~synco.pretrain.contrastive` InfoNCE with the queue and the synthetic negatives
 - :mod:`~synco.pretrain.splitbn`     per-slice batch norm on one device
 - :mod:`~synco.pretrain.model`       the encoders, the queue, shuffle-BN
-- :mod:`~synco.pretrain.config`      settings: presets + ``key=value`` overrides
-- :mod:`~synco.pretrain.data`        MoCo v2's two-view augmentation, resumable sampling
+- :mod:`~synco.pretrain.config`      settings: presets + ``key=value`` overrides (wording: ``config_errors``)
+- :mod:`~synco.pretrain.data`        MoCo v2's two-view augmentation, resumable sampling, unreadable files
+- :mod:`~synco.pretrain.gpu_data`    ``data_pipeline=gpu``: workers read files, the device decodes them
+- :mod:`~synco.pretrain.gpu_augment` aug+ on batches on any device (colour ops: ``gpu_colour``)
 - :mod:`~synco.pretrain.checkpoint`  MoCo-layout checkpoints, written atomically
 - :mod:`~synco.pretrain.metrics_log` metrics.jsonl and TensorBoard
 - :mod:`~synco.pretrain.train`       the training loop (one device to multi-node DDP)
+- :mod:`~synco.pretrain.process`     torchrun's distributed setup, preemption signals
 """

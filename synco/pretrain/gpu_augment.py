@@ -27,12 +27,15 @@ The same crops with the same colours to the eye; ``test_pixels_close_to_cpu_pipe
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as nnf
+from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from synco.common.errors import UserError
@@ -107,10 +110,12 @@ def sample_two_views(seed: int, epoch: int, index: int, height: int, width: int,
     return sample_view(g, height, width, crop_min), sample_view(g, height, width, crop_min)
 
 
-def decode(images: Sequence[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
+def decode(images: Sequence[torch.Tensor], device: torch.device | str,
+           names: Sequence[str] | None = None) -> list[torch.Tensor]:
     """uint8 CHW RGB images on ``device``: 1-D uint8 tensors are JPEG files (decoded there, nvjpeg on
-    CUDA), 3-D ones are already images (moved). A file the device's decoder refuses is decoded on the CPU
-    (libjpeg-turbo), one at a time; one the CPU refuses too raises a :class:`UserError` naming its index."""
+    CUDA), 3-D ones are already images (moved). A file the device's decoder refuses is decoded by PIL on
+    the CPU, one at a time (the loader's workers checked with PIL that it decodes); ``names`` (the files'
+    paths) only serve the message of one PIL refuses too."""
     jpegs = [k for k, im in enumerate(images) if im.ndim == 1]
     out = [im if im.ndim != 1 else None for im in images]
     if jpegs and torch.device(device).type == "cuda":
@@ -121,22 +126,28 @@ def decode(images: Sequence[torch.Tensor], device: torch.device | str) -> list[t
     try:
         decoded = decode_jpeg([images[k] for k in jpegs], mode=ImageReadMode.RGB, device=device) if jpegs else []
     except RuntimeError:
-        decoded = [_decode_one(images[k], device) for k in jpegs]
+        decoded = [_decode_one(images[k], device, names[k] if names else f"image {k} of the batch") for k in jpegs]
     for k, im in zip(jpegs, decoded):
         out[k] = im
     return [im.to(device, non_blocking=True) for im in out]
 
 
-def _decode_one(data: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+def _decode_one(data: torch.Tensor, device: torch.device | str, name: str) -> torch.Tensor:
     try:
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
     except RuntimeError:
         pass
     try:
-        return decode_jpeg(data, mode=ImageReadMode.RGB)
-    except RuntimeError as exc:
-        raise UserError(f"a JPEG file of {data.numel()} bytes that PIL read cannot be decoded "
-                        f"({str(exc).splitlines()[0]}); run with data_pipeline=cpu, or remove the file.") from None
+        img = Image.open(io.BytesIO(data.numpy().tobytes())).convert("RGB")
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UserError(f"{name} cannot be decoded ({type(exc).__name__}: {str(exc).splitlines()[0]}), although "
+                        "the loader read it; run with data_pipeline=cpu, or remove the file.") from None
+    return rgb_tensor(img)
+
+
+def rgb_tensor(img: Image.Image) -> torch.Tensor:
+    """A PIL RGB image as a ``(3, H, W)`` uint8 tensor."""
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
 def augment(images: Sequence[torch.Tensor], params: Sequence[ViewParams], size: int = 224) -> torch.Tensor:

@@ -16,20 +16,20 @@ What a worker sends (one item, ``(payload, index, skipped, views)``, ``views`` t
   the check is a decode: the next readable file in folder order, counted in ``skipped``.
 
 A JPEG the device's decoder refuses although PIL read it is decoded by PIL on the CPU instead (one at a
-time; nvjpeg does not take every JPEG libjpeg does).
+time; nvjpeg does not take every JPEG libjpeg does), so both pipelines train on the same files.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from typing import NamedTuple
 
-import numpy as np
 import torch
 from PIL import Image
 
 from synco.pretrain.data import ImageFiles, TwoViews, open_rgb
-from synco.pretrain.gpu_augment import ViewParams, decode, sample_two_views, two_crops
+from synco.pretrain.gpu_augment import ViewParams, decode, rgb_tensor, sample_two_views, two_crops
 
 #: JPEG modes the device decoder is given (colour and greyscale; CMYK and YCCK go through PIL).
 DEVICE_MODES = ("RGB", "L")
@@ -48,11 +48,6 @@ def read_encoded(path: str) -> tuple[torch.Tensor, int, int]:
         return torch.frombuffer(bytearray(data), dtype=torch.uint8), height, width
     pixels = rgb_tensor(open_rgb(path))
     return pixels, pixels.shape[1], pixels.shape[2]
-
-
-def rgb_tensor(img: Image.Image) -> torch.Tensor:
-    """A PIL RGB image as a ``(3, H, W)`` uint8 tensor."""
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
 class EncodedImages(ImageFiles):
@@ -75,16 +70,38 @@ class EncodedImages(ImageFiles):
         return payload, index, skipped, sample_two_views(self.seed, epoch, index, height, width, self.crop_min)
 
     @staticmethod
-    def collate(items: list[tuple]) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, list[tuple]]:
-        """A batch of files of mixed sizes: ``(payloads, index, skipped, views)``, payloads and draws as lists."""
+    def collate(items: list[tuple]) -> tuple[PackedPayloads, torch.Tensor, torch.Tensor, list[tuple]]:
+        """A batch of files of mixed sizes: ``(payloads, index, skipped, views)``, the payloads packed into
+        one tensor (one shared-memory handle a batch: one per image exhausted the workers' file
+        descriptors at batch 256, measured), the draws as a list."""
         payloads, index, skipped, views = zip(*items)
-        return list(payloads), torch.tensor(index), torch.tensor(skipped), list(views)
+        return PackedPayloads.pack(payloads), torch.tensor(index), torch.tensor(skipped), list(views)
 
     def views(self, batch: tuple, epoch: int, device: torch.device) -> tuple:  # noqa: ARG002 - drawn in the worker
         """``(view_q, view_k, index, skipped)`` on ``device``: the batch decoded and augmented there."""
-        payloads, index, skipped, pairs = batch
-        view_q, view_k = two_crops(decode(payloads, device), pairs, self.image_size)
+        packed, index, skipped, pairs = batch
+        names = [self.path(i + s) for i, s in zip(index.tolist(), skipped.tolist())]
+        view_q, view_k = two_crops(decode(packed.unpack(), device, names), pairs, self.image_size)
         return view_q, view_k, index, skipped
+
+
+class PackedPayloads(NamedTuple):
+    """A batch's payloads in one flat uint8 tensor: ``data``, each payload's ``sizes`` and ``shapes``
+    (``(n,)`` for a JPEG file's bytes, ``(3, H, W)`` for pixels). A named tuple, so that the loader's
+    pin-memory thread pins ``data`` and keeps the rest."""
+
+    data: torch.Tensor
+    sizes: list[int]
+    shapes: list[tuple[int, ...]]
+
+    @classmethod
+    def pack(cls, payloads) -> PackedPayloads:
+        return cls(torch.cat([p.reshape(-1) for p in payloads]), [p.numel() for p in payloads],
+                   [tuple(p.shape) for p in payloads])
+
+    def unpack(self) -> list[torch.Tensor]:
+        """The payloads again: views into ``data`` (a JPEG's bytes stay one contiguous 1-D slice)."""
+        return [part.view(shape) for part, shape in zip(self.data.split(self.sizes), self.shapes)]
 
 
 def pipeline_dataset(kind: str, root: str | os.PathLike, image_size: int, seed: int,

@@ -17,8 +17,8 @@ from synco.common.errors import UserError
 from synco.pretrain import gpu_augment
 from synco.pretrain.config import load_config
 from synco.pretrain.data import ResumableBatchSampler, TwoViews, make_loader
-from synco.pretrain.gpu_augment import gpu_two_crops, sample_two_views
-from synco.pretrain.gpu_data import EncodedImages, pipeline_dataset, rgb_tensor
+from synco.pretrain.gpu_augment import gpu_two_crops, rgb_tensor, sample_two_views
+from synco.pretrain.gpu_data import EncodedImages, pipeline_dataset
 from synco.pretrain.train import pretrain
 from synco.toyworld import ToyWorldSpec, generate_toy_world
 from tests.pretrain.test_train import TINY
@@ -41,9 +41,12 @@ def _batch(dataset, indices, epoch):
 def test_views_are_the_cpu_draws_made_from_the_decoded_files(world):
     encoded = EncodedImages(world, 40, seed=4)
     indices = [3, 0, 17, 9]
-    payloads, index, skipped, pairs = batch = _batch(encoded, indices, epoch=2)
+    packed, index, skipped, pairs = batch = _batch(encoded, indices, epoch=2)
     assert pairs == [sample_two_views(4, 2, i, 64, 64) for i in indices], "drawn in the worker, as TwoViews draws"
-    assert index.tolist() == indices and skipped.tolist() == [0] * 4 and all(p.ndim == 1 for p in payloads)
+    assert index.tolist() == indices and skipped.tolist() == [0] * 4
+    # one tensor crosses from the worker for the whole batch; unpacked, each file's bytes as they are on disk
+    assert packed.data.ndim == 1 and packed.data.numel() == sum(packed.sizes)
+    assert [p.numpy().tobytes() for p in packed.unpack()] == [open(encoded.path(i), "rb").read() for i in indices]
     view_q, view_k, index_out, _ = encoded.views(batch, 2, torch.device("cpu"))
     assert view_q.shape == view_k.shape == (4, 3, 40, 40) and index_out is index
     decoded = [rgb_tensor(Image.open(encoded.path(i)).convert("RGB")) for i in indices]
@@ -54,23 +57,22 @@ def test_views_are_the_cpu_draws_made_from_the_decoded_files(world):
     assert (other_epoch - view_q).abs().mean() > 0.1, "the epoch must change the views"
 
 
-def test_a_jpeg_the_device_decoder_refuses_is_decoded_on_the_cpu(world, monkeypatch):
+def test_a_jpeg_the_device_decoder_refuses_is_decoded_by_pil(world, monkeypatch):
     encoded = EncodedImages(world, 32, seed=1)
-    batch = _batch(encoded, [1, 2, 5], epoch=0)
-    expected = encoded.views(batch, 0, torch.device("cpu"))
-    real = gpu_augment.decode_jpeg
+    indices = [1, 2, 5]
+    batch = _batch(encoded, indices, epoch=0)
+    with_pil = [rgb_tensor(Image.open(encoded.path(i)).convert("RGB")) for i in indices]
+    expected = gpu_two_crops(with_pil, 1, 0, indices, "cpu", size=32)
 
-    def device_refuses(data, *args, device=None, **kwargs):
-        if device is not None:  # what nvjpeg does with a JPEG it does not support
-            raise RuntimeError("nvjpeg: unsupported JPEG")
-        return real(data, *args, **kwargs)
+    def device_refuses(*args, **kwargs):  # what nvjpeg does with a JPEG it does not support
+        raise RuntimeError("nvjpeg: unsupported JPEG")
 
     monkeypatch.setattr(gpu_augment, "decode_jpeg", device_refuses)
     got = encoded.views(batch, 0, torch.device("cpu"))
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
     broken = torch.frombuffer(bytearray(b"\xff\xd8\xff\xe0 not the rest of a JPEG"), dtype=torch.uint8)
-    with pytest.raises(UserError, match="cannot be decoded.*data_pipeline=cpu"):
-        gpu_augment.decode([broken], "cpu")
+    with pytest.raises(UserError, match="^/data/x.jpg cannot be decoded .*data_pipeline=cpu"):
+        gpu_augment.decode([broken], "cpu", ["/data/x.jpg"])
 
 
 def test_the_option_trains_on_the_device_pipeline(world, tmp_path):
