@@ -10,7 +10,7 @@ overrides (``OmegaConf.from_dotlist``) are merged onto it, which converts ``1e-4
 float, refuses ``2.5`` for an int and unknown keys, and ``OmegaConf.to_object`` gives the dataclass back.
 ``synthesis`` stays a plain dict of only the overridden fields (that is what checkpoints store), type-checked
 against a schema with one field per ``SynthesisConfig`` field. omegaconf's multi-line reports become one
-:class:`UserError` sentence.
+:class:`UserError` sentence (:mod:`synco.pretrain.config_errors`).
 """
 
 from __future__ import annotations

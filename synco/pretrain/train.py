@@ -74,8 +74,9 @@ def _restore(found: tuple[Path, dict], model: MomentumContrast, optimizer: torch
     return epoch, step, global_step
 
 
-_OBSERVERS = ("workers", "log_every", "epochs", "knn_every", "knn_data", "knn_train_per_class", "knn_val_per_class",
-              "max_unreadable_fraction")
+#: Settings that only observe or bound a run: a resume may change them (the checkpoint's win for the rest).
+_OBSERVERS = ("workers", "log_every", "epochs", "keep_every", "knn_every", "knn_data", "knn_train_per_class",
+              "knn_val_per_class", "max_unreadable_fraction")
 
 
 @dataclass
@@ -107,6 +108,7 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
         check_compatible(ckpt, cfg.to_dict(), path)
         stored = ckpt["synco"]["config"]
         current = cfg.to_dict()  # what only observes the run may change on resume
+        _check_unchanged(config_from_dict(stored).to_dict(), current, path)
         cfg = config_from_dict({**stored, "data": cfg.data or stored["data"], "output": str(output),
                                 **{key: current[key] for key in _OBSERVERS}})
     cfg.validate(world)
@@ -131,6 +133,17 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
         net = DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
     return _Run(cfg, output, rank, world, device, dataset, model, net, optimizer, memory_format, steps_per_epoch,
                 start, found is not None, _monitor(cfg) if rank == 0 else None, unreadable)
+
+
+def _check_unchanged(stored: dict, current: dict, path: Path) -> None:
+    """Refuse a resume whose settings differ from the checkpoint's where they shape the run (lr, amp,
+    data_pipeline, ...): they would be silently ignored, since the checkpoint's win."""
+    free = {*_OBSERVERS, "data", "output"}
+    diff = [f"{key}={value!r} in the checkpoint, {current[key]!r} now" for key, value in stored.items()
+            if key not in free and key in current and current[key] != value]
+    if diff:
+        raise UserError(f"{path} was trained with other settings ({'; '.join(diff)}); --resume continues a run "
+                        "as it was: drop those overrides, or start a new run with another --output.")
 
 
 def _monitor(cfg: PretrainConfig) -> KnnMonitor | None:

@@ -183,6 +183,9 @@ def test_another_models_checkpoint_is_refused(images, tmp_path, capsys):
             *TINY, "epochs=2"]
     _fails(capsys, base, "--resume")
     _fails(capsys, [*base, "--resume", "arch=resnet34"], "another model", "arch")
+    # a setting that shapes the run would be silently ignored (the checkpoint's win): refused
+    _fails(capsys, [*base, "--resume", "lr=0.5", "data_pipeline=gpu"], "trained with other settings",
+           "lr=0.24 in the checkpoint, 0.5 now", "data_pipeline='cpu' in the checkpoint, 'gpu' now")
     assert (out / LAST).read_bytes() == before
 
 
