@@ -18,7 +18,6 @@ import torch
 from synco.pretrain.checkpoint import FORMAT, LAST, load_pretrain_checkpoint, restore_rng, rng_state
 from synco.pretrain.config import load_config
 from synco.pretrain.train import pretrain
-from synco.toyworld import ToyWorldSpec, generate_toy_world
 from tests.pretrain.test_train import TINY, _assert_same_state
 
 PLAIN = (torch.Tensor, str, int, float, bool, type(None))
@@ -27,10 +26,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckptfmt") / "world"
-    generate_toy_world(root, ToyWorldSpec(seed=3, size=64, count=32, det_train=0, det_test=0, cls_train=0, cls_val=0))
-    return root
+def images(small_world):
+    return small_world
 
 
 def _plain_types_only(obj, where: str = "checkpoint") -> None:

@@ -20,17 +20,14 @@ from synco.pretrain.data import ResumableBatchSampler, TwoViews, make_loader
 from synco.pretrain.gpu_augment import gpu_two_crops, rgb_tensor, sample_two_views
 from synco.pretrain.gpu_data import EncodedImages, pipeline_dataset
 from synco.pretrain.train import pretrain
-from synco.toyworld import ToyWorldSpec, generate_toy_world
 from tests.pretrain.test_train import TINY
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gpu_data") / "world"
-    generate_toy_world(root, ToyWorldSpec(seed=3, size=64, count=24, det_train=0, det_test=0, cls_train=0, cls_val=0))
-    return root
+def world(small_world):
+    return small_world
 
 
 def _batch(dataset, indices, epoch):
@@ -104,4 +101,4 @@ def test_sampler_batches_feed_the_device_pipeline(world):
     encoded = EncodedImages(world, 32, seed=0)
     loader = make_loader(encoded, ResumableBatchSampler(len(encoded), 8, epoch=1), workers=1, pin_memory=False)
     shapes = [encoded.views(batch, 1, torch.device("cpu"))[0].shape for batch in loader]
-    assert shapes == [(8, 3, 32, 32)] * 3
+    assert shapes == [(8, 3, 32, 32)] * 4
