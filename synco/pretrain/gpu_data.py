@@ -2,10 +2,10 @@
 
 Why: with ``data_pipeline=cpu`` every image costs a JPEG decode and two PIL aug+ views in a worker (measured
 on the 2-core VM, one 500x375 JPEG: decode 1.3 ms, two views 13.2 ms), which leaves a GPU waiting. Here a
-worker only reads the file and checks that it decodes (PIL's DCT-scaled ``draft`` decode at 1/8 size,
-1.0 ms), and :func:`synco.pretrain.gpu_augment.gpu_two_crops` decodes the batch on the device (nvjpeg on
-CUDA) and draws the views there. The draws are the CPU pipeline's (same ``(seed, epoch, index)`` seeds, same
-crop boxes, jitter, grey, blur and flip), so ``--resume`` stays exact and a run may switch machines.
+worker only reads the file, checks that it decodes (PIL's DCT-scaled ``draft`` decode at 1/8 size, 1.0 ms)
+and draws its two views' parameters; the training process decodes the batch on the device (nvjpeg on CUDA)
+and makes the views there (:mod:`synco.pretrain.gpu_augment`). The draws are the CPU pipeline's (same
+``(seed, epoch, index)`` seeds, same crop boxes, jitter, grey, blur and flip), so ``--resume`` stays exact.
 
 What a worker sends (one item, ``(payload, index, skipped, views)``, ``views`` the image's two draws):
 
@@ -72,8 +72,8 @@ class EncodedImages(ImageFiles):
     @staticmethod
     def collate(items: list[tuple]) -> tuple[PackedPayloads, torch.Tensor, torch.Tensor, list[tuple]]:
         """A batch of files of mixed sizes: ``(payloads, index, skipped, views)``, the payloads packed into
-        one tensor (one shared-memory handle a batch: one per image exhausted the workers' file
-        descriptors at batch 256, measured), the draws as a list."""
+        one tensor: one shared-memory handle a batch (with one a file, a worker ran out of file descriptors
+        at batch 256 under a limit of 1,024: reproduced), the draws as a list."""
         payloads, index, skipped, views = zip(*items)
         return PackedPayloads.pack(payloads), torch.tensor(index), torch.tensor(skipped), list(views)
 
