@@ -25,6 +25,7 @@ import torch
 import torchvision
 from PIL import Image
 from suite_common import Section, error_text, target  # benchmarks/suite_common.py
+from timing import time_once  # benchmarks/timing.py
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from synco.pretrain.data import IMAGENET_MEAN, IMAGENET_STD, ResumableBatchSampler, TwoViews, make_loader
@@ -116,14 +117,7 @@ def gpu_pipeline(root: Path, sz: dict, device: torch.device) -> dict:
 def _rate(fn, batches: list[list[int]], device: torch.device) -> float:
     """images/s of ``fn(batch)`` over ``batches``, after one warm-up call."""
     fn(batches[0])
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for batch in batches:
-        fn(batch)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return len(batches) * len(batches[0]) / (time.perf_counter() - start)
+    return len(batches) * len(batches[0]) / time_once(lambda: [fn(batch) for batch in batches], device)
 
 
 def augment_libraries(root: Path, sz: dict, device: torch.device) -> dict:

@@ -25,11 +25,10 @@ import torch.nn.functional as F
 import torchvision
 from suite_common import Section, error_text, target  # benchmarks/suite_common.py
 from timing import round_robin  # benchmarks/timing.py
-from torch.nn.parallel import DistributedDataParallel
 
 from synco.pretrain.config import load_config
-from synco.pretrain.model import MomentumContrast
 from synco.pretrain.process import setup_distributed
+from synco.pretrain.train import build_model, wrap_ddp
 
 PRESETS = {"mocov2": "mocov2_200ep", "mochi": "mochi_200ep", "synco": "synco_200ep"}
 SYNCO_LIMIT, MOCO_LIMIT = 1.03, 1.10 * 4 / 3
@@ -58,24 +57,16 @@ def pretrain_step(method: str, sz: dict, device: torch.device, compile_: bool = 
                   world: int = 1) -> Callable[[], None]:
     """One full training step of ``method`` (its shipped preset, resized to ``sz``)."""
     cfg = load_config(PRESETS[method], [f"arch={sz['arch']}", f"batch_size={sz['batch'] * world}",
-                                        f"queue_size={sz['queue']}", f"image_size={sz['image_size']}"])
+                                        f"queue_size={sz['queue']}", f"image_size={sz['image_size']}",
+                                        f"channels_last={str(sz['channels_last']).lower()}"])
     cfg.validate(world)
-    synth = cfg.synthesis_config()
-    model = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature, synth,
-                             bn_splits=cfg.resolved_bn_splits(world), seed=0)
-    im_q, im_k, fmt = _inputs(sz, device)
-    model = model.to(device, memory_format=fmt)
-    model.place_generator(device)
-    opt = torch.optim.SGD(model.encoder_q.parameters(), lr=cfg.scaled_lr, momentum=cfg.sgd_momentum,
-                          weight_decay=cfg.weight_decay)
+    model, opt, _ = build_model(cfg, world, device)
+    im_q, im_k, _ = _inputs(sz, device)
     if compile_:
         model.encoder_q.compile()
         model.encoder_k.compile()
-    net: torch.nn.Module = model
-    if world > 1:  # as synco.pretrain.train does
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-            model, ["queue.keys", "queue.ptr", "queue._spare"])
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = wrap_ddp(model, device) if world > 1 else model
+    synth = cfg.synthesis_config()
     epoch = synth.warmup_epochs  # the first epoch with synthesis on
 
     def step() -> None:

@@ -101,7 +101,7 @@ class _Run:
 
 
 def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
-    rank, world, local, device = setup_distributed()
+    rank, world, _, device = setup_distributed()
     output, found = _prepare_output(cfg, resume, rank)
     if found is not None:  # the checkpoint's settings win for everything that shapes the run
         path, ckpt = found
@@ -117,6 +117,19 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
     dataset = pipeline_dataset(cfg.data_pipeline, cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
     unreadable = UnreadableImages(dataset, cfg.max_unreadable_fraction)
     dataset.give_up = unreadable.give_up()
+    model, optimizer, memory_format = build_model(cfg, world, device)
+    steps_per_epoch = ResumableBatchSampler(len(dataset), cfg.batch_size, 0, max_steps=cfg.max_steps_per_epoch).steps
+    start = _restore(found, model, optimizer, cfg.epochs, rank) if found else (0, 0, 0)
+    # after the restore: DDP broadcasts rank 0's weights when it wraps the model
+    net = wrap_ddp(model, device) if world > 1 else model
+    return _Run(cfg, output, rank, world, device, dataset, model, net, optimizer, memory_format, steps_per_epoch,
+                start, found is not None, _monitor(cfg) if rank == 0 else None, unreadable)
+
+
+def build_model(cfg: PretrainConfig, world: int,
+                device: torch.device) -> tuple[MomentumContrast, torch.optim.Optimizer, torch.memory_format]:
+    """The model on ``device``, its optimizer and memory format, as a run builds them (the GPU suite times
+    the same)."""
     model = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature,
                              cfg.synthesis_config(), bn_splits=cfg.resolved_bn_splits(world), seed=cfg.seed)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -124,15 +137,14 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
     model.place_generator(device)
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=cfg.scaled_lr, momentum=cfg.sgd_momentum,
                                 weight_decay=cfg.weight_decay)
-    steps_per_epoch = ResumableBatchSampler(len(dataset), cfg.batch_size, 0, max_steps=cfg.max_steps_per_epoch).steps
-    start = _restore(found, model, optimizer, cfg.epochs, rank) if found else (0, 0, 0)
-    net: torch.nn.Module = model
-    if world > 1:  # after the restore: DDP broadcasts rank 0's weights when it wraps the model
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-            model, ["queue.keys", "queue.ptr", "queue._spare"])
-        net = DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None)
-    return _Run(cfg, output, rank, world, device, dataset, model, net, optimizer, memory_format, steps_per_epoch,
-                start, found is not None, _monitor(cfg) if rank == 0 else None, unreadable)
+    return model, optimizer, memory_format
+
+
+def wrap_ddp(model: MomentumContrast, device: torch.device) -> DistributedDataParallel:
+    """``model`` under DDP; the queue is each rank's own state, which DDP must not broadcast."""
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+        model, ["queue.keys", "queue.ptr", "queue._spare"])
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _check_unchanged(stored: dict, current: dict, path: Path) -> None:
