@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from synco.common.errors import UserError
 from synco.pipeline.experiment import Experiment
-from synco.pretrain.config import load_config
+from synco.pretrain.config import load_config, method_label
 from transfer.tasks import TASKS
 
 DEFAULT_TOY_ROOT = "toy-world"
@@ -122,7 +122,9 @@ def _weights_stages(exp: Experiment, pretrain_data: str, data_deps: tuple[str, .
         final = run_dir / f"checkpoint_{resolved.epochs:04d}.pth.tar"
         stages.append(Stage(f"convert:{entry.name}", "convert", ("convert", str(final), str(pkl), "--overwrite"),
                             (stage.id,), label=f"convert {entry.name}", meta={"run_dir": str(run_dir)}))
-        weights[entry.name] = _Weights(str(pkl), entry.name, (f"convert:{entry.name}",))
+        # a run off the published recipe is its own row, named so (synco[lr_schedule=cosine_per_step])
+        weights[entry.name] = _Weights(str(pkl), method_label(entry.name, resolved.deviations()),
+                                       (f"convert:{entry.name}",))
     for entry in exp.weights:
         if entry.path in ("random", "msra"):
             weights[entry.name] = _Weights(entry.path, entry.method or entry.name, ())

@@ -14,7 +14,7 @@ from synco.common.atomic import atomic_write_text
 from synco.pipeline.experiment import Experiment, load_experiment
 from synco.pipeline.manifest import Manifests
 from synco.pipeline.plan import Stage, build_plan, override_args
-from synco.pretrain.config import load_config
+from synco.pretrain.config import load_config, method_label
 
 METRICS_FILE = "metrics.jsonl"  # what synco.pretrain.metrics_log writes into a pretraining run's folder
 
@@ -71,12 +71,25 @@ def write_report(exp: Experiment, stages: list[Stage], manifests: Manifests, out
         plots = [p for p in written if p.suffix == ".png"]
         if plots:
             lines += ["", "Plots: " + ", ".join(f"[{p.name}]({p.relative_to(exp.output)})" for p in plots)]
+    lines += _recipe_section(exp)
     lines += _signal_section(report)
     curves, curve_files = _knn_section(exp, stages)
     lines += curves
     path = exp.output / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path, [str(p) for p in [*written, *curve_files]]
+
+
+def _recipe_section(exp: Experiment) -> list[str]:
+    """Pretraining runs that leave the published recipe (their rows carry it in their label too)."""
+    lines = []
+    for entry in exp.pretrain:
+        for key, spec in load_config(entry.config, override_args(entry.overrides)).deviations().items():
+            lines.append(f"| {entry.name} | {key} | {spec['expected']} | {spec['actual']} |")
+    if not lines:
+        return []
+    return ["", "## Pretraining deviations from the published recipe", "",
+            "| pretraining | setting | published | this run |", "|:--|:--|:--|:--|", *lines]
 
 
 def _signal_section(report) -> list[str]:
@@ -118,7 +131,7 @@ def _default_baseline(exp: Experiment) -> str:
     """MoCo v2 if the grid has it (with its epochs), else the first entry's name."""
     for entry in exp.pretrain:
         cfg = load_config(entry.config, override_args(entry.overrides))
-        if cfg.method == "mocov2":  # rows are keyed "<name>-<epochs>ep"
-            return f"{entry.name}-{cfg.epochs}ep"
+        if cfg.method == "mocov2":  # rows are keyed "<label>-<epochs>ep"
+            return f"{method_label(entry.name, cfg.deviations())}-{cfg.epochs}ep"
     names = [e.name for e in exp.pretrain] + [e.name for e in exp.weights]
     return names[0] if names else "mocov2-200ep"

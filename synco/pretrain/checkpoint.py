@@ -36,6 +36,7 @@ import torch
 from synco import __version__
 from synco.common.atomic import atomic_write_bytes
 from synco.common.errors import UserError
+from synco.pretrain.config import method_label, recipe_deviations
 
 FORMAT = 2
 #: Formats this version resumes from (1: numpy/Python RNG state pickled as-is).
@@ -106,6 +107,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, optimize
             "format": FORMAT, "version": __version__, "method": config["method"], "config": config,
             "step": step, "global_step": global_step, "steps_per_epoch": steps_per_epoch,
             "world_size": world_size, "rng": rng_state(generator),
+            "deviations": recipe_deviations(config),  # from the published recipe (lr_schedule, ...)
         },
     }
     buf = io.BytesIO()
@@ -134,7 +136,10 @@ def load_pretrain_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def pretraining_provenance(obj: Any) -> tuple[str, int | None] | None:
-    """``(method, finished epochs)`` of a loaded checkpoint of this project, or None for any other file.
+    """``(method label, finished epochs)`` of a loaded checkpoint of this project, or None for any other file.
+
+    The label names any departure from the published recipe (``synco[lr_schedule=cosine_per_step]``), so
+    that a table never shows such a run as the method itself.
 
     The one reader of this metadata (the converter's sidecar and the run
     record's label both come from here). Epochs are the finished ones
@@ -150,7 +155,7 @@ def pretraining_provenance(obj: Any) -> tuple[str, int | None] | None:
     epochs = done if isinstance(done, int) else planned if isinstance(planned, int) else None
     if isinstance(done, int) and isinstance(planned, int) and done < planned:
         logger.warning("the pretraining checkpoint is from epoch %d of a planned %d", done, planned)
-    return meta["method"], epochs or None
+    return method_label(meta["method"], recipe_deviations(meta.get("config") or {})), epochs or None
 
 
 def check_compatible(ckpt: dict, config: dict, path: str | os.PathLike) -> None:

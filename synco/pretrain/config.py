@@ -33,6 +33,10 @@ from synco.pretrain.synthesis_config import TYPE_NAMES, SynthesisConfig
 
 METHODS = ("mocov2", "mochi", "synco")
 DATA_PIPELINES = ("cpu", "gpu")
+#: How the learning rate moves. ``cosine`` and ``step`` are main_moco.py's ``adjust_learning_rate`` (also
+#: main_synco.py's): the rate is set once, at the start of each epoch. ``cosine_per_step`` moves it every
+#: step along the same curve: a deviation from the published runs, recorded as one.
+LR_SCHEDULES = ("cosine", "cosine_per_step", "step")
 #: torchvision ResNets build_encoder builds; here so that validate() checks arch without torchvision.
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
          "wide_resnet50_2", "wide_resnet101_2")
@@ -59,7 +63,7 @@ class PretrainConfig:
     lr: float = 0.03  # per 256 images; scaled linearly with batch_size
     weight_decay: float = 1e-4
     sgd_momentum: float = 0.9
-    schedule: str = "cosine"  # or "step" (MoCo v1: x0.1 at 120 and 160 of 200 epochs)
+    lr_schedule: str = "cosine"  # LR_SCHEDULES; "step": MoCo v1's x0.1 at 60 % and 80 % of the epochs
     amp: bool = False  # bf16 autocast
     channels_last: bool = False
     bn_splits: int = 0  # 0: 8 slices on one device, 1 under DDP
@@ -114,8 +118,9 @@ class PretrainConfig:
         per_process = self.batch_size // world_size
         if self.bn_splits and per_process % self.bn_splits:
             raise UserError(f"bn_splits {self.bn_splits} does not divide the per-process batch {per_process}.")
-        if self.schedule not in ("cosine", "step"):
-            raise UserError(f"unknown schedule {self.schedule!r}; choose cosine or step.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)} "
+                            "(cosine is the published one).")
         if self.data_pipeline not in DATA_PIPELINES:
             raise UserError(f"unknown data_pipeline {self.data_pipeline!r}; choose one of {', '.join(DATA_PIPELINES)}.")
         if not 0 < self.crop_min <= 1:
@@ -139,15 +144,52 @@ class PretrainConfig:
                 return splits
         return 2 if self.batch_size % 2 == 0 and self.batch_size >= 4 else 1
 
-    def lr_at(self, epoch_progress: float) -> float:
-        """Learning rate at a fractional epoch (MoCo v2: half-cosine, no warm-up)."""
-        if self.schedule == "cosine":
-            return self.scaled_lr * 0.5 * (1.0 + math.cos(math.pi * epoch_progress / self.epochs))
-        drops = sum(epoch_progress >= m * self.epochs for m in (0.6, 0.8))
-        return self.scaled_lr * 0.1 ** drops
+    def lr_at(self, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
+        """Learning rate of ``step`` (0-based) of ``epoch`` (0-based).
+
+        ``cosine``: ``main_moco.py``'s ``adjust_learning_rate`` with ``--cos``, called before each epoch, so
+        every step of an epoch has the rate ``lr * 0.5 * (1 + cos(pi * epoch / epochs))`` (no warm-up). The
+        expression is written as the official one is, so the two agree bit for bit. ``cosine_per_step`` (a
+        deviation) evaluates the same curve at ``epoch + step / steps_per_epoch``; ``step`` multiplies by 0.1
+        from 60 % and from 80 % of the epochs (120 and 160 of 200, MoCo v1).
+        """
+        lr = self.scaled_lr
+        if self.lr_schedule == "step":
+            for milestone in (0.6 * self.epochs, 0.8 * self.epochs):
+                lr *= 0.1 if epoch >= milestone else 1.0
+            return lr
+        progress = epoch + step / steps_per_epoch if self.lr_schedule == "cosine_per_step" else epoch
+        lr *= 0.5 * (1.0 + math.cos(math.pi * progress / self.epochs))
+        return lr
+
+    def deviations(self) -> dict[str, dict[str, Any]]:
+        """Where this run leaves the published recipe (:func:`recipe_deviations`)."""
+        return recipe_deviations(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: The published recipe's value of each setting that a run may change at the cost of comparability with
+#: the papers (MoCo v2, MoCHI and SynCo all train with main_moco.py's per-epoch cosine).
+PUBLISHED_RECIPE = {"lr_schedule": "cosine"}
+
+
+def recipe_deviations(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{key: {"expected", "actual"}}`` for each setting of a (stored) config that differs from
+    :data:`PUBLISHED_RECIPE`; empty for a run on the recipe. Checkpoints, run labels and the bench report
+    carry it, so a table never shows such a run as the method's published protocol."""
+    values = _upgrade(dict(stored))
+    return {key: {"expected": want, "actual": values.get(key, want)} for key, want in PUBLISHED_RECIPE.items()
+            if values.get(key, want) != want}
+
+
+def method_label(method: str, deviations: Mapping[str, Mapping[str, Any]]) -> str:
+    """``synco``, or ``synco[lr_schedule=cosine_per_step]`` for a run off the published recipe."""
+    if not deviations:
+        return method
+    tags = ",".join(f"{key}={spec['actual']}" for key, spec in sorted(deviations.items()))
+    return f"{method}[{tags}]"
 
 
 _TYPES = get_type_hints(PretrainConfig)
@@ -268,4 +310,17 @@ def load_config(preset: str | None = None, overrides: list[str] | None = None) -
 
 def config_from_dict(values: dict[str, Any]) -> PretrainConfig:
     """Rebuild a config stored in a checkpoint (unknown keys are an error)."""
-    return _to_config(_merge(OmegaConf.structured(PretrainConfig), values, _CHECKPOINT), _CHECKPOINT)
+    return _to_config(_merge(OmegaConf.structured(PretrainConfig), _upgrade(values), _CHECKPOINT), _CHECKPOINT)
+
+
+def _upgrade(values: dict[str, Any]) -> dict[str, Any]:
+    """A stored config of an earlier version in today's terms.
+
+    Before ``lr_schedule`` (issue 19) the setting was ``schedule``, and its ``cosine`` moved the rate every
+    step: such a run was trained with what is now ``cosine_per_step``, and resumes only as that.
+    """
+    if "schedule" not in values or "lr_schedule" in values:
+        return values
+    upgraded = {key: value for key, value in values.items() if key != "schedule"}
+    upgraded["lr_schedule"] = "cosine_per_step" if values["schedule"] == "cosine" else values["schedule"]
+    return upgraded

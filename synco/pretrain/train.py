@@ -202,7 +202,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
                     meter.data_ready()  # the device pipeline's decode and aug+ count as the step's time
                     im_q, im_k, index, skipped = run.dataset.views(batch, epoch, device)
                     bad.note(index, skipped, logger.log, run.rank, epoch=epoch, global_step=global_step)
-                    lr = cfg.lr_at(epoch + step / run.steps_per_epoch)
+                    lr = cfg.lr_at(epoch, step, run.steps_per_epoch)
                     loss, diag, signum = _step(run, im_q, im_k, epoch, lr, stop.signum, (step, global_step), bad)
                     global_step += 1
                     meter.step_done({"loss": loss, **diag}, epoch, step, global_step, lr, step + 1 == sampler.steps)
@@ -224,34 +224,56 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
 
 def _step(run: _Run, im_q: torch.Tensor, im_k: torch.Tensor, epoch: int, lr: float, signum: int,
           position: tuple[int, int], bad: UnreadableImages) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
-    """One optimisation step; returns the loss, its diagnostics and the stop signal every rank agreed on.
+    """One optimisation step of the run; returns the loss, its diagnostics and the stop signal every rank
+    agreed on.
 
     One collective per step: any rank's NaN, stop signal or excess of
     unreadable images stops every rank at the same step. A non-finite loss or
     too many unreadable images raise before the weights change.
     """
-    for group in run.optimizer.param_groups:
+    def agree(loss: torch.Tensor) -> int:
+        flags = torch.tensor([float(not torch.isfinite(loss)), float(signum), float(bad.too_many)],
+                             device=run.device)
+        if run.world > 1:
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        if flags[2] > 0:
+            raise bad.error()
+        if flags[0] > 0:
+            step, global_step = position
+            kept = run.output / LAST
+            raise UserError(
+                f"the loss became {loss.item()} at epoch {epoch}, step {step} (global step "
+                f"{global_step + 1}); training stopped, the last good checkpoint "
+                f"{kept if kept.exists() else '(none yet)'} is kept.")
+        return int(flags[1])
+
+    return train_step(run.net, run.optimizer, im_q, im_k, epoch, lr, amp=run.cfg.amp,
+                      memory_format=run.memory_format, before_update=agree)
+
+
+def train_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, im_q: torch.Tensor, im_k: torch.Tensor,
+               epoch: int, lr: float, *, amp: bool = False,
+               memory_format: torch.memory_format = torch.contiguous_format,
+               before_update=None) -> tuple[torch.Tensor, dict[str, torch.Tensor], object]:
+    """One SGD step of the momentum-contrast objective, in the order of ``main_moco.py``'s ``train()``.
+
+    The lr is set, the model's forward updates the key encoder, computes the keys and enqueues them,
+    then ``zero_grad``, ``backward``, ``step``. ``before_update(loss)`` runs between the forward and the
+    backward (the run's checks, which may raise before the weights change); its result is returned third.
+    The loop calls this; so does ``benchmarks/fidelity.py``, which holds it to the official code.
+    """
+    for group in optimizer.param_groups:
         group["lr"] = lr
-    im_q = im_q.to(run.device, non_blocking=True, memory_format=run.memory_format)
-    im_k = im_k.to(run.device, non_blocking=True, memory_format=run.memory_format)
-    with torch.autocast(run.device.type, dtype=torch.bfloat16) if run.cfg.amp else contextlib.nullcontext():
-        loss, diag = run.net(im_q, im_k, epoch)
-    flags = torch.tensor([float(not torch.isfinite(loss)), float(signum), float(bad.too_many)], device=run.device)
-    if run.world > 1:
-        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    if flags[2] > 0:
-        raise bad.error()
-    if flags[0] > 0:
-        step, global_step = position
-        kept = run.output / LAST
-        raise UserError(
-            f"the loss became {loss.item()} at epoch {epoch}, step {step} (global step "
-            f"{global_step + 1}); training stopped, the last good checkpoint "
-            f"{kept if kept.exists() else '(none yet)'} is kept.")
-    run.optimizer.zero_grad(set_to_none=True)
+    device = next(net.parameters()).device
+    im_q = im_q.to(device, non_blocking=True, memory_format=memory_format)
+    im_k = im_k.to(device, non_blocking=True, memory_format=memory_format)
+    with torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext():
+        loss, diag = net(im_q, im_k, epoch)
+    verdict = before_update(loss) if before_update is not None else None
+    optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    run.optimizer.step()
-    return loss, diag, int(flags[1])
+    optimizer.step()
+    return loss, diag, verdict
 
 
 def _save(output: Path, model, optimizer, config: dict, epoch: int, step: int, global_step: int,

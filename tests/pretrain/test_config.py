@@ -31,7 +31,7 @@ def test_a_preset_sets_what_it_names_and_keeps_the_other_defaults():
     cfg = load_config("toy_synco")
     assert (cfg.method, cfg.epochs, cfg.batch_size, cfg.lr, cfg.image_size) == ("synco", 2, 32, 0.24, 32)
     assert (cfg.temperature, cfg.momentum, cfg.knn_every) == (0.07, 0.99, 1)
-    assert cfg.dim == PretrainConfig().dim and cfg.schedule == "cosine"
+    assert cfg.dim == PretrainConfig().dim and cfg.lr_schedule == "cosine"
     assert list(cfg.synthesis)[:2] == ["n_hard", "n_interpolated"]  # the file's order, for --print-config
     assert load_config() == PretrainConfig()
 
