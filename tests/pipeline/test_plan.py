@@ -59,6 +59,12 @@ def test_plan_has_every_stage_with_its_dependencies(tmp_path):
      "unknown key 'colour'"),
     ("name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {name: w, path: random, input_style: bgr}\n", 5,
      "input_style must be torchvision or msra"),
+    ("name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {name: w, path: random}\nsignal: {reachable: false}\n",
+     6, "a why (the measured budget) when false"),
+    ("name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {name: w, path: random}\nsignal: {reachable: 'no'}\n",
+     6, "signal needs reachable: true or false"),
+    ("name: x\ntasks: [toy-voc]\nseeds: [0]\nweights:\n  - {name: w, path: random}\nsignal: {budget: 1}\n",
+     6, "unknown key 'budget'"),
 ])
 def test_bad_experiment_files_name_the_line(tmp_path, bad, line, fragment):
     with pytest.raises(UserError) as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from synco.pipeline.experiment import Experiment
 from synco.pipeline.manifest import Manifests
 from synco.pipeline.plan import Stage
 from synco.pipeline.summary import write_report
+from synco.pretrain.config import load_config
 from tests.conftest import write_record
 from tests.results.conftest import classification_record
 
@@ -53,3 +55,52 @@ def test_no_knn_lines_no_section(tmp_path):
     assert "kNN during pretraining" not in path.read_text()
     assert not (exp.output / "tables" / "knn_curves.png").exists()
     assert not any("knn_curves" in f for f in files)
+
+
+def _logged_grid(tmp_path: Path, reachable: bool) -> tuple[Experiment, list[Stage]]:
+    """MoCo v2 and SynCo runs whose train lines carry the loss and the hardness diagnostics."""
+    out = tmp_path / "out"
+    signal = {"reachable": reachable, "why": "a signal needs ~2,700 steps here; this grid runs 4."}
+    exp = Experiment(name="grid", output=out, tasks=["toy-linear"], seeds={"toy-linear": [0, 1]}, baseline="random",
+                     signal=signal)
+    stages = []
+    for name, top1 in (("mocov2", (20.0, 21.0)), ("synco", (19.0, 22.0)), ("random", (25.0, 26.0))):
+        for seed, value in enumerate(top1):
+            transfer = out / "transfer" / "toy-linear" / name / f"seed{seed}"
+            write_record(transfer.parent, transfer.name,
+                         classification_record(name, None if name == "random" else 2, seed, "toy-linear", top1=value))
+            stages.append(Stage(f"transfer:{name}:toy-linear:s{seed}", "transfer", (), meta={"run_dir": str(transfer)}))
+        if name == "random":
+            continue
+        run_dir = out / "pretrain" / name
+        run_dir.mkdir(parents=True)
+        extra = {"neg/interpolated": 0.5, "harder/interpolated": 0.25} if name == "synco" else {}
+        lines = [json.dumps({"kind": "train", "epoch": e, "step": s, "global_step": g, "lr": 0.1, "loss": loss,
+                             "pos": 0.6, "neg/queue": 0.1, "neg/hardest": 0.4, **(extra if e else {})})
+                 for e, s, g, loss in ((0, 1, 1, 5.0), (0, 2, 3, 6.0), (1, 2, 4, 4.0))]
+        (run_dir / "metrics.jsonl").write_text("\n".join(lines) + '\n{"kind": "train", "epo')  # cut by a kill
+        config = load_config(f"toy_{name}", ["synthesis.warmup_epochs=1"] if name == "synco" else []).to_dict()
+        stages.append(Stage(f"pretrain:{name}", "pretrain", (), meta={"run_dir": str(run_dir), "inputs": config}))
+    return exp, stages
+
+
+def test_report_reads_the_loss_against_chance_and_the_hardness_from_the_log(tmp_path):
+    exp, stages = _logged_grid(tmp_path, reachable=True)
+    text = write_report(exp, stages, Manifests(exp.output), {}, 1.0)[0].read_text()
+    section = text[text.index("## What pretraining learned, from its log"):]
+    # epoch 1 of MoCo v2: lines at global steps 1 and 3 weigh 1 and 2 -> (5 + 2 * 6) / 3
+    chance_moco, chance_synco = math.log(1 + 256), math.log(1 + 256 + 120)  # queue 256; SynCo's 120 after warm-up
+    assert f"| mocov2 | {17 / 3:.3f} (epoch 1) | 4.000 (epoch 2) | {chance_moco:.3f} | {4 - chance_moco:+.3f} |" \
+        in section, section
+    assert f"| synco | {17 / 3:.3f} (epoch 1) | 4.000 (epoch 2) | {chance_synco:.3f} |" in section
+    hardness = section[section.index("### Synthetic negatives against the hardest queue negatives"):]
+    assert "| synco (epoch 2) | 0.600 | 0.400 | 0.500 (25 %) |" in hardness and "| mocov2" not in hardness
+    assert "| not met |" in text
+
+
+def test_a_budget_known_to_be_too_small_says_so_instead_of_not_met(tmp_path):
+    exp, stages = _logged_grid(tmp_path, reachable=False)
+    text = write_report(exp, stages, Manifests(exp.output), {}, 1.0)[0].read_text()
+    section = text[text.index("## Did pretraining show a signal?"):].split("\n## ")[0]
+    assert "| out of reach at this budget |" in section and "| not met |" not in section
+    assert "Budget: a signal needs ~2,700 steps here; this grid runs 4." in section
