@@ -33,7 +33,16 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
-from fidelity_official import Check, Checkout, Edit, FidelityError, load_module, max_abs_diff, open_checkout
+from fidelity_official import (
+    Check,
+    Checkout,
+    Edit,
+    FidelityError,
+    load_module,
+    max_abs_diff,
+    max_scaled_diff,
+    open_checkout,
+)
 
 import synco.pretrain.contrastive as contrastive
 from synco.pretrain import train
@@ -465,8 +474,9 @@ def step_checks(official: Official | None, method: str, arch: str, mutation: Mut
     for key in ours.states[0]:
         values = [s[key] for s in ours.states], [s[key] for s in theirs.states]
         tol = 0.0 if key in ("queue pointer", "lr", "weight-decay set") else None
-        check = Check(loop, f"{key}, after step {len(steps)}" if key != "lr" else "lr of every step",
-                      max_abs_diff(*values))
+        check = Check(loop, f"{key}, steps 1-{len(steps)}" if key != "lr" else "lr of every step",
+                      max_abs_diff(*values) if tol is not None else max_scaled_diff(*values),
+                      detail="" if tol is not None else "relative to max(1, |value|)")
         if tol is not None:
             check.tol = tol
         checks.append(check)
@@ -521,11 +531,12 @@ def split_bn_checks(checkout: Checkout | None, splits: int = 2, size: str = "ful
     loop = f"splitbn x{splits}"
     return [
         Check(loop, "key features (the new queue block)", max_abs_diff(ours_keys, ranks[0]["keys"])),
-        Check(loop, "key encoder parameters", max_abs_diff({n: ours_k[n] for n in params},
-                                                            {n: ranks[0]["encoder_k"][n] for n in params})),
+        Check(loop, "key encoder parameters", max_scaled_diff({n: ours_k[n] for n in params},
+                                                               {n: ranks[0]["encoder_k"][n] for n in params})),
         Check(loop, "key encoder BN statistics (mean of ranks)",
-              max_abs_diff({n: ours_k[n] for n in stats},
-                           {n: sum(r["encoder_k"][n] for r in ranks) / splits for n in stats})),
+              max_scaled_diff({n: ours_k[n] for n in stats},
+                              {n: sum(r["encoder_k"][n] for r in ranks) / splits for n in stats}),
+              detail="relative to max(1, |value|)"),
     ]
 
 
@@ -539,7 +550,6 @@ def _official_rank(rank: int, world: int, root: str | None, tmp: str) -> None:
         batch = cfg.batch_size // world
         im_q = inputs["im_q"][rank * batch:(rank + 1) * batch]
         im_k = inputs["im_k"][rank * batch:(rank + 1) * batch]
-        torch.set_rng_state(inputs["state"])  # rank 0's permutation is broadcast to every rank
         if root is None:
             cfg.bn_splits = 1
             model, _, _ = train.build_model(cfg, world, torch.device("cpu"))
@@ -556,6 +566,7 @@ def _official_rank(rank: int, world: int, root: str | None, tmp: str) -> None:
             model = evaluate(official, main_worker_expression(official, "model"), args=args)
             _load_official(model, inputs["init"], "mocov2")
             net = nn.parallel.DistributedDataParallel(model)
+            torch.set_rng_state(inputs["state"])  # after the init's draws: rank 0's permutation is broadcast
             with torch.no_grad():
                 net(im_q=im_q, im_k=im_k)
             keys, encoder_k = model.queue.T[:cfg.batch_size], model.encoder_k

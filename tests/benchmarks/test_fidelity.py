@@ -38,7 +38,7 @@ def test_self_test_runs_every_check_and_passes():
     assert lines and all(line.startswith("ok") for line in lines), proc.stdout
     loops = {line.split()[1] for line in lines}
     assert {"lr", "mocov2/18", "synco/18", "splitbn"} <= loops, loops
-    for quantity in ("loss", "encoder_q", "encoder_k", "queue,", "queue pointer", "gradients",
+    for quantity in ("loss", "encoder_q", "encoder_k", "queue, steps", "queue pointer", "gradients",
                      "SGD momentum buffers", "lr of every step", "weight-decay set", "key features"):
         assert any(quantity in line for line in lines), quantity
 
@@ -58,7 +58,7 @@ def test_each_mutation_of_the_step_is_caught(name):
     if name.startswith("BN"):
         assert any(n.startswith("weight-decay set") for n in failed)
     if name.startswith("enqueue"):
-        assert any(n.startswith("queue,") for n in failed)
+        assert any(n.startswith("queue, steps") for n in failed)
 
 
 @pytest.mark.parametrize("argv, fragment", [
