@@ -1,4 +1,4 @@
-"""GPU measurement suite (issue 13): one call measures everything, on an H100 in under 8 minutes.
+"""GPU measurement suite (issue 13): every GPU figure in two calls on an H100 (signal ~9 min, the rest < 8).
 
 Sections (``--only`` picks some, comma-separated):
 
@@ -10,7 +10,9 @@ Sections (``--only`` picks some, comma-separated):
   (``benchmarks/suite_detection.py``);
 * ``coco``: COCO box evaluation, pycocotools vs faster-coco-eval (``benchmarks/suite_coco.py``);
 * ``ddp``: the SynCo step under torchrun with ``--gpus N`` processes, scaling efficiency
-  (``benchmarks/suite_ddp.py``).
+  (``benchmarks/suite_ddp.py``);
+* ``signal``: the GPU demo grid (``synco demo`` on a GPU, ``toy_gpu``) end to end: its wall-clock and
+  whether every method beats random init by 15 points (``benchmarks/suite_signal.py``).
 
 Each section runs in a try/except (a failure is recorded as its ``error``) within a time
 budget, and the results are written after every section, so that an interrupted run still
@@ -21,7 +23,9 @@ code at tiny sizes on the CPU (the test suite does, in about a minute).
 
 On a lent device machine (python3 there lacks detectron2's stack, omegaconf, shapely and the
 COCO evaluators): ``bash benchmarks/gpu_suite_deps.sh`` here, then one call carrying ``.gpu_deps``
-with the command written at the top of that script (about 5 minutes expected on an H100).
+with the command written at the top of that script (about 5 minutes expected on an H100). The
+``signal`` section alone is planned at 9 of a device call's 10 minutes, so the suite is two calls:
+``--only step,data,detection,coco,ddp``, and ``--only signal`` (both commands are in that script).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import suite_coco  # noqa: E402 - benchmarks/suite_*.py
 import suite_data  # noqa: E402
 import suite_ddp  # noqa: E402
 import suite_detection  # noqa: E402
+import suite_signal  # noqa: E402
 import suite_step  # noqa: E402
 from suite_common import Section, error_text  # noqa: E402
 from suite_report import write_outputs  # noqa: E402
@@ -55,6 +60,9 @@ SECTIONS = {
     "detection": (suite_detection.run, 100, 40),
     "coco": (suite_coco.run, 75, 10),
     "ddp": (suite_ddp.run, 60, 30),
+    # the GPU demo grid, planned at ~540 s (toy_gpu.yaml), + 20 s to stop it and write its report: a device
+    # call of its own (module docstring)
+    "signal": (suite_signal.run, 560, 300),
 }
 
 
@@ -75,7 +83,8 @@ def environment(device: torch.device, smoke: bool) -> dict:
 
 def run_section(name: str, args: argparse.Namespace, device: torch.device, results: dict) -> dict:
     fn, budget, smoke_budget = SECTIONS[name]
-    sec = Section(name, device, args.smoke, smoke_budget if args.smoke else budget, args.gpus, results)
+    sec = Section(name, device, args.smoke, smoke_budget if args.smoke else budget, args.gpus, results,
+                  out=args.out)
     try:
         out = fn(sec)
     except Exception as exc:  # noqa: BLE001 - one failing section must not stop the others

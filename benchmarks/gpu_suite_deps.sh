@@ -6,7 +6,11 @@
 # then run, carrying .gpu_deps (about 16 MB):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu_deps/whl/*.whl
 #   && export PYTHONPATH=/tmp/site:$PWD/.gpu_deps/py:$PWD PYTHONUNBUFFERED=1
-#   && timeout 560 python3 benchmarks/gpu_suite.py $OUT 2>&1 | tee $OUT/log.txt
+#   && timeout 560 python3 benchmarks/gpu_suite.py $OUT --only step,data,detection,coco,ddp 2>&1 | tee $OUT/log.txt
+# The signal section (the GPU demo grid, budget 560 s) is a call of its own, timeout_s 600, the same two first
+# lines and then:
+#   && timeout 590 python3 benchmarks/gpu_suite.py $OUT --only signal 2>&1 | tee $OUT/log.txt
+# It leaves gpu_suite.json, gpu_suite.md and signal/{report.md,results.md,grid_log.txt} under $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python

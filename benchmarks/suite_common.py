@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +17,8 @@ class Section:
     The budget is cooperative: a section checks :meth:`over_budget` between
     its pieces of work and skips the rest (saying so) once it is spent.
     ``results`` holds the sections measured before this one (the data
-    section compares with the step section's images/s).
+    section compares with the step section's images/s). ``out`` is the
+    suite's output folder, for a section that keeps files beside its figures.
     """
 
     name: str
@@ -26,6 +28,7 @@ class Section:
     gpus: int = 1
     results: dict[str, Any] = field(default_factory=dict)
     start: float = field(default_factory=time.perf_counter)
+    out: Path | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start

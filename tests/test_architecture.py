@@ -1,5 +1,5 @@
-"""The project's shape, checked: layers import only downward, files and functions stay small,
-and a plain (non-editable) install works from any folder.
+"""The project's shape, checked: layers import only downward, and a plain (non-editable) install works
+from any folder. (File and function lengths are not capped: a module is as long as its one idea needs.)
 
 Why tests and not only review: each of these rules was broken once while
 nobody looked (an import cycle hidden in function-local imports, configs
@@ -8,7 +8,6 @@ found only in a source checkout). CI also runs ``lint-imports`` directly.
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -20,31 +19,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SOURCES = ("synco", "transfer", "results", "benchmarks", "tests")
-MAX_FILE_LINES, MAX_FUNCTION_LINES = 300, 60
-#: A function longer than the limit must say why in its docstring, with this phrase.
-LONG_REASON = "Why long:"
-
-
-def _python_files() -> list[Path]:
-    return sorted(p for folder in SOURCES for p in (ROOT / folder).rglob("*.py"))
-
-
-def test_no_file_over_300_lines_and_no_long_function_without_a_reason():
-    problems = []
-    for path in _python_files():
-        text = path.read_text()
-        rel = path.relative_to(ROOT)
-        if len(text.splitlines()) > MAX_FILE_LINES:
-            problems.append(f"{rel}: {len(text.splitlines())} lines")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                length = node.end_lineno - node.lineno + 1
-                if length > MAX_FUNCTION_LINES and LONG_REASON not in (ast.get_docstring(node) or ""):
-                    problems.append(f"{rel}:{node.lineno} {node.name}: {length} lines")
-    assert not problems, "\n".join(problems)
-
-
 def _lint_imports(cwd: Path, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(pythonpath)} if pythonpath else dict(os.environ)
     return subprocess.run([str(BIN / "lint-imports"), "--no-cache"], cwd=cwd, env=env, capture_output=True,

@@ -22,6 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     toy.add_argument("--cls-train", type=int, default=100,
                      help="classification images per class in classify/train (6 shape classes)")
     toy.add_argument("--cls-val", type=int, default=50, help="classification images per class in classify/val")
+    toy.add_argument("--style", default="cluttered",
+                     help="object images: cluttered (per-image colours, textured background, strokes; the "
+                          "original) or signal (shared palette, plain background, no strokes: no instance "
+                          "shortcut, see docs/toy_signal.md)")
     toy.add_argument("--overwrite", action="store_true",
                      help="replace a non-empty --out (only once the new one is complete)")
     toy.add_argument("--exist-ok", action="store_true",
@@ -36,7 +40,7 @@ def run_toy(args: argparse.Namespace) -> int:
 
     spec = ToyWorldSpec(seed=args.seed, size=args.size, count=args.count, det_train=args.det_train,
                         det_test=args.det_test, max_objects=args.max_objects, cls_train=args.cls_train,
-                        cls_val=args.cls_val)
+                        cls_val=args.cls_val, style=args.style)
 
     def progress(split: str, done: int, total: int) -> None:
         if not args.quiet and (done == total or done % 256 == 0):
@@ -46,5 +50,5 @@ def run_toy(args: argparse.Namespace) -> int:
                                   progress=progress)
     splits = ", ".join(f"{k} {v}" for k, v in manifest["splits"].items())
     print(f"toy world at {args.out}: {splits} ({len(manifest['classes'])} classes, seed {spec.seed}, "
-          f"{spec.size}px)")
+          f"{spec.size}px, {spec.style} style)")
     return 0

@@ -54,5 +54,8 @@ def resolve_config(kind: str, name: str | Path, what: str = "preset") -> Path:
         return path
     candidate = config_dir(kind) / f"{name}.yaml"
     if not candidate.is_file():
+        # shipped files use underscores (toy_signal.yaml); commands read better with dashes (toy-signal)
+        candidate = config_dir(kind) / f"{str(name).replace('-', '_')}.yaml"
+    if not candidate.is_file():
         raise UserError(f"unknown {what} {str(name)!r}; {what}s: {', '.join(shipped_names(kind))}.")
     return candidate

@@ -9,9 +9,10 @@ tables, plots and a short Markdown report into the experiment's folder
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from synco.common.errors import UserError
 from synco.pipeline.experiment import Experiment, load_experiment
@@ -26,17 +27,27 @@ __all__ = ["Experiment", "Stage", "build_plan", "load_experiment", "run_bench"]
 
 def run_bench(path: str | os.PathLike, output: str | os.PathLike | None = None, jobs: int | None = None,
               executor: str | None = None, dry_run: bool = False, report_only: bool = False,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, pretrain_overrides: dict[str, Any] | None = None) -> dict:
     """Run (or queue) an experiment; returns a summary dict with each stage's outcome.
 
     ``report_only`` runs nothing and writes the tables and report from the
     stages' manifests (what the Slurm executor's last job does).
+    ``pretrain_overrides`` (``{"batch_size": 128}``) are added to every
+    pretraining entry's ``overrides`` (winning over the file's), before the
+    plan and the report read them: the stages, the row labels and the report's
+    baseline (``<name>-<epochs>ep``) all see the same settings. ``synco demo``
+    sizes its GPU grid this way (:mod:`synco.pipeline.demo`).
     """
     if report_only:
+        if pretrain_overrides:  # the report re-reads the experiment file, which does not hold them
+            raise UserError("pretrain_overrides apply to a run, not to report_only.")
         summary = report_from_manifests(path, output)
         log(f"report: {summary['report']}")
         return summary
     exp = load_experiment(path, output)
+    if pretrain_overrides:
+        exp.pretrain = [dataclasses.replace(entry, overrides={**entry.overrides, **pretrain_overrides})
+                        for entry in exp.pretrain]
     stages = build_plan(exp)
     executor = executor or exp.executor
     manifests = Manifests(exp.output)

@@ -34,7 +34,7 @@ from PIL import Image
 from synco.common.atomic import atomic_directory, link_or_copy
 from synco.common.errors import UserError
 from synco.toyworld.formats import coco_annotations, coco_categories, coco_image, voc_xml
-from synco.toyworld.objects import make_object_image
+from synco.toyworld.objects import STYLES, make_object_image
 from synco.toyworld.scene import CLASS_NAMES, make_scene
 
 MANIFEST = "toy_world.json"
@@ -58,8 +58,14 @@ class ToyWorldSpec:
     max_objects: int = 4
     cls_train: int = 100  # classification images per class, classify/train
     cls_val: int = 50  # classification images per class, classify/val
+    # How the object-centric images (pretrain/ and classify/) look; objects.py explains both. "cluttered"
+    # is the original world, byte for byte; "signal" removes its per-image colour shortcut. Detection
+    # scenes are the same in both.
+    style: str = "cluttered"
 
     def validate(self) -> None:
+        if self.style not in STYLES:
+            raise UserError(f"--style must be one of {', '.join(STYLES)}, got {self.style!r}.")
         if not 32 <= self.size <= 2048:
             raise UserError(f"--size must be between 32 and 2048 pixels, got {self.size}.")
         for name in ("count", "det_train", "det_test", "cls_train", "cls_val"):
@@ -94,6 +100,12 @@ class ToyWorldSpec:
         return int(pixels * BYTES_PER_PIXEL_ESTIMATE) + (1 << 20)
 
 
+def manifest_spec(manifest: dict) -> dict:
+    """The manifest's spec with today's defaults filled in: worlds written before ``style`` existed
+    are cluttered ones, so they are still reused for a cluttered spec and never for a signal one."""
+    return {"style": "cluttered", **(manifest.get("spec") or {})}
+
+
 def read_manifest(root: str | os.PathLike) -> dict | None:
     """The manifest of a complete toy world at ``root``, or None."""
     path = Path(root) / MANIFEST
@@ -116,8 +128,8 @@ def _object_image(spec: ToyWorldSpec, split: str, index: int, category: int | No
     """Pretraining draws the class from the seed (unlabelled); the classification splits name it."""
     if category is None:
         category = int(np.random.default_rng([spec.seed, SPLITS[split], index, 2]).integers(len(CLASS_NAMES)))
-        return make_object_image([spec.seed, SPLITS[split], index], spec.size, category)
-    return make_object_image([spec.seed, SPLITS[split], category, index], spec.size, category)
+        return make_object_image([spec.seed, SPLITS[split], index], spec.size, category, spec.style)
+    return make_object_image([spec.seed, SPLITS[split], category, index], spec.size, category, spec.style)
 
 
 def _write_pretrain(spec: ToyWorldSpec, root: Path, progress: Callable[[str, int, int], None]) -> None:
@@ -158,8 +170,12 @@ def _write_classification(spec: ToyWorldSpec, root: Path, progress: Callable[[st
 
 def _classification_manifest(spec: ToyWorldSpec) -> dict:
     classes = len(CLASS_NAMES)
-    return {"classes": list(CLASS_NAMES), "label": "object shape and texture; colour is drawn independently of "
-            "the class", "train_per_class": spec.cls_train, "val_per_class": spec.cls_val,
+    if spec.style == "cluttered":
+        colour = "colour is drawn independently of the class"
+    else:
+        colour = "both colours come from a palette shared by all images, independently of the class"
+    return {"classes": list(CLASS_NAMES), "label": f"object shape and texture; {colour}",
+            "train_per_class": spec.cls_train, "val_per_class": spec.cls_val,
             "chance_top1": round(100 / classes, 2), "chance_top5": round(100 * min(5, classes) / classes, 2),
             "subsets": {stem: len(subset_names(spec, fraction)) for stem, fraction in SUBSETS.items()}}
 
@@ -203,11 +219,15 @@ def _check_target(out: Path, spec: ToyWorldSpec, overwrite: bool, exist_ok: bool
         raise UserError(f"{out} exists and is not a folder.")
     if out.is_dir() and any(out.iterdir()):
         manifest = read_manifest(out)
-        if exist_ok and manifest is not None and manifest.get("spec") == asdict(spec) \
+        if exist_ok and manifest is not None and manifest_spec(manifest) == asdict(spec) \
                 and manifest.get("generator_version") == GENERATOR_VERSION:
             return "reuse"
         if not overwrite:
-            what = "a toy world made with other settings" if manifest else "files"
+            what = "files"
+            if manifest:
+                style = manifest_spec(manifest)["style"]
+                what = "a toy world made with other settings" + (
+                    f" (style {style}, not {spec.style})" if style != spec.style else "")
             raise UserError(f"{out} already holds {what}; pass --overwrite to replace it.")
         return "replace"
     parent = out.parent
@@ -253,6 +273,7 @@ def generate_toy_world(out: str | os.PathLike, spec: ToyWorldSpec | None = None,
                 "generator": "synco-bench toy world",
                 "generator_version": GENERATOR_VERSION,
                 "spec": asdict(spec),
+                "style": spec.style,
                 "classes": list(CLASS_NAMES),
                 "splits": {"pretrain": spec.count, "voc_2007_trainval": spec.det_train,
                            "voc_2007_test": spec.det_test, "coco_train2017": spec.det_train,

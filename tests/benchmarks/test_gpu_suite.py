@@ -1,8 +1,9 @@
 """``benchmarks/gpu_suite.py --smoke`` runs every section at tiny sizes on the CPU and reports them.
 
-The GPU run (issue 13) is one prepared call; this keeps its code working between such
+The GPU run (issue 13) is two prepared calls; this keeps its code working between such
 calls: every section ends with figures or an explicit reason, ratios and targets are
-computed from the measured numbers, and both output files are written.
+computed from the measured numbers, and both output files are written. The signal
+section runs the GPU demo grid's own files end to end (the largest share of this test's time).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("step", "data", "detection", "coco", "ddp")
+SECTIONS = ("step", "data", "detection", "coco", "ddp", "signal")
+METHODS = ("mocov2", "mochi", "synco")
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +113,64 @@ def test_run_time_table_follows_from_the_measured_rates(report):
         assert row["basis"].startswith("estimate") == (row["gpus"] == 8)
     assert "## How fast will my run be (ImageNet, 200 epochs)" in report["_md"]
     assert "| synco | 8 | gpu |" in report["_md"]
+
+
+@pytest.mark.slow
+def test_signal_section_runs_the_gpu_demo_grid_end_to_end(report):
+    sig = report["sections"]["signal"]
+    assert sig["ended"] == "complete", sig["stages"]["not_complete"]
+    assert sig["plan"]["experiment"] == "toy_gpu_smoke.yaml" and "batch 256" in sig["plan"]["note"]
+    assert not sig["stages"]["not_complete"] and len(sig["stages"]["seconds"]) == 15  # toy-voc left out
+    rows = {"random", *(f"{m}-1ep" for m in METHODS)}
+    for task in ("toy-linear", "toy-knn"):
+        methods = sig["comparisons"][task]["methods"]
+        assert set(methods) == rows
+        for key in rows - {"random"}:
+            assert _close(methods[key]["delta"], methods[key]["top1"] - methods["random"]["top1"])
+            assert methods[key]["ci95"] is None  # one seed a side in smoke: no interval
+    linear = sig["comparisons"]["toy-linear"]["methods"]
+    every, wall = sig["targets"]
+    assert _close(every["value"], min(linear[key]["delta"] for key in rows - {"random"}))
+    assert every["met"] is False, "without a CI the criterion cannot be met"
+    assert _close(wall["value"], sig["wall_s"]) and wall["met"] == (sig["wall_s"] <= 600)
+    for name in METHODS:
+        run = sig["pretraining"][name]
+        assert run["steps"] == 2 and run["images_per_s"] > 0 and len(run["knn_top1_first_last"]) == 2
+    assert sorted(Path(p).name for p in sig["kept"]) == ["grid_log.txt", "report.md", "results.md"]
+    assert all(Path(p).is_file() for p in sig["kept"])
+    assert "| signal | toy-linear top-1: every method" in report["_md"]
+
+
+def _signal_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import suite_signal  # noqa: PLC0415 - benchmarks/ is not a package
+
+    return suite_signal
+
+
+def _report(linear: dict[str, tuple[float, ...]]):
+    from results.aggregate import Cell, Report, Row, TaskTable  # noqa: PLC0415 - only these tests build one
+
+    rows = [Row(label=key, method_key=key, kind="reproduced", cells={"linear.top1": Cell(values=values)})
+            for key, values in linear.items()]
+    return Report(tables=[TaskTable("toy-linear", "toy-linear", (), rows, [])], skipped=[], baseline="random",
+                  notes=[])
+
+
+def test_signal_targets_follow_from_the_runs_deltas_and_welch_intervals():
+    from results.stats import welch_interval  # noqa: PLC0415 - kept beside its one use
+
+    signal = _signal_module()
+    runs = {"random": (20.0, 22.0, 24.0), "mocov2-16ep": (40.0, 41.0, 45.0), "synco-16ep": (30.0, 36.0, 33.0)}
+    comparisons = signal._comparisons(_report(runs))
+    methods = comparisons["toy-linear"]["methods"]
+    ci = welch_interval(runs["mocov2-16ep"], runs["random"])
+    assert _close(methods["mocov2-16ep"]["delta"], 20.0) and methods["mocov2-16ep"]["ci95"] == [ci.low, ci.high]
+    assert methods["random"] == {"top1": 22.0, "runs": 3} and comparisons["toy-knn"]["methods"] == {}
+    every, wall = signal._targets(comparisons, 500.0, finished=True)
+    assert _close(every["value"], 11.0) and every["met"] is False  # synco is 11 points up: short of 15
+    assert wall["met"] is True
+    runs["synco-16ep"] = (39.0, 40.0, 41.0)
+    every, wall = signal._targets(signal._comparisons(_report(runs)), 500.0, finished=False)
+    assert _close(every["value"], 18.0) and every["met"] is True
+    assert wall["met"] is False, "a grid stopped at the budget did not finish within it"

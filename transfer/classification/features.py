@@ -32,24 +32,35 @@ from transfer.classification.protocol import Protocol
 
 logger = logging.getLogger(__name__)
 
-FEATURE_DIM = 2048  # ResNet-50's pooled feature
+FEATURE_DIM = 2048  # ResNet-50's pooled feature, the widest of the ResNets a protocol may name
 DATA_KEYS = ("DATA.SIZE", "DATA.RESIZE", "DATA.CROP_SCALE", "DATA.MEAN", "DATA.STD", "AMP")
 # Values only the training augmentation reads: not part of the key of val / kNN-bank features, so the kNN
 # task (no CROP_SCALE) and the linear probe share their centre-crop features.
 AUGMENTATION_KEYS = ("DATA.CROP_SCALE",)
 
 
-def resnet50(backbone: Mapping[str, torch.Tensor], num_classes: int | None = None) -> nn.Module:
-    """torchvision's ResNet-50 with ``backbone`` loaded; fc removed (``None``) or new with ``num_classes``."""
-    model = torchvision.models.resnet50()
+def feature_dim(arch: str) -> int:
+    """Width of the pooled feature: 512 for the basic-block ResNets (18, 34), 2048 for the bottleneck ones."""
+    return 512 if arch in ("resnet18", "resnet34") else FEATURE_DIM
+
+
+def resnet(backbone: Mapping[str, torch.Tensor], num_classes: int | None = None,
+           arch: str = "resnet50") -> nn.Module:
+    """torchvision's ``arch`` with ``backbone`` loaded; fc removed (``None``) or new with ``num_classes``."""
+    model = getattr(torchvision.models, arch)()
     missing, unexpected = model.load_state_dict(dict(backbone), strict=False)
     if set(missing) != {"fc.weight", "fc.bias"} or unexpected:  # a converter bug, never the user's input
-        raise AssertionError(f"backbone state dict does not fit resnet50: missing {missing}, unexpected {unexpected}")
+        raise AssertionError(f"backbone state dict does not fit {arch}: missing {missing}, unexpected {unexpected}")
     if num_classes is None:
         model.fc = nn.Identity()
     else:
-        model.fc = nn.Linear(FEATURE_DIM, num_classes)
+        model.fc = nn.Linear(feature_dim(arch), num_classes)
     return model
+
+
+def resnet50(backbone: Mapping[str, torch.Tensor], num_classes: int | None = None) -> nn.Module:
+    """The protocol's network (see :func:`resnet`)."""
+    return resnet(backbone, num_classes, "resnet50")
 
 
 def precision(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
@@ -66,7 +77,8 @@ def _forward(model: nn.Module, dataset: Dataset, *, protocol: Protocol, device: 
     """``(len(dataset), 2048)`` float32 features (CPU) in order, filled in place (an ImageNet bank is 10 GiB)."""
     loader = DataLoader(dataset, batch_size=protocol["EVAL_BATCH_SIZE"], shuffle=False,
                         num_workers=protocol["WORKERS"], pin_memory=device.type == "cuda")
-    features = torch.empty(len(dataset), FEATURE_DIM)  # outside inference mode: a normal tensor, usable in training
+    # outside inference mode: a normal tensor, usable in training
+    features = torch.empty(len(dataset), feature_dim(protocol.arch))
     start = 0
     with torch.inference_mode():
         for images, _ in loader:
@@ -85,12 +97,13 @@ def _gather(mine: torch.Tensor, count: int, batch: int, device: torch.device) ->
     """
     rank, world = rank_world()
     wire = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    result = torch.empty(count, FEATURE_DIM)
+    width = mine.shape[1]
+    result = torch.empty(count, width)
     for round_ in range(math.ceil(math.ceil(count / batch) / world)):
-        block = torch.zeros(batch, FEATURE_DIM)
+        block = torch.zeros(batch, width)
         rows = mine[round_ * batch:(round_ + 1) * batch]
         block[:len(rows)] = rows
-        pieces = [torch.empty(batch, FEATURE_DIM, device=wire) for _ in range(world)]
+        pieces = [torch.empty(batch, width, device=wire) for _ in range(world)]
         dist.all_gather(pieces, block.to(wire))
         for source, piece in enumerate(pieces):
             start = (round_ * world + source) * batch

@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from transfer.classification.data import ImageDataset, epoch_order
-from transfer.classification.features import cache_key, cached, extract, precision, resnet50, to_device
+from transfer.classification.features import cache_key, cached, extract, feature_dim, precision, resnet, to_device
 from transfer.classification.loop import (
     Job,
     accuracy_block,
@@ -43,9 +43,9 @@ logger = logging.getLogger(__name__)
 CHECKPOINT = "linear_checkpoint.pth"
 
 
-def new_classifier(num_classes: int, std: float, seed: int) -> nn.Linear:
+def new_classifier(num_classes: int, std: float, seed: int, arch: str = "resnet50") -> nn.Linear:
     """The fc of main_lincls.py: weight N(0, std), bias 0, drawn from the run's seed."""
-    fc = nn.Linear(2048, num_classes)
+    fc = nn.Linear(feature_dim(arch), num_classes)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         fc.weight.normal_(0.0, std, generator=generator)
@@ -54,7 +54,7 @@ def new_classifier(num_classes: int, std: float, seed: int) -> nn.Linear:
 
 
 def frozen_backbone(job: Job) -> nn.Module:
-    model = resnet50(job.weights.state_dict).to(job.device).eval().requires_grad_(False)
+    model = resnet(job.weights.state_dict, arch=job.protocol.arch).to(job.device).eval().requires_grad_(False)
     return model.to(memory_format=torch.channels_last) if job.protocol["CHANNELS_LAST"] else model
 
 
@@ -90,7 +90,7 @@ def fit_linear(job: Job, backbone: nn.Module, *, resume: bool = False) -> dict[s
     backbone.eval()
     views = [_features(job, backbone, job.data.train, train=True, view=v) for v in range(p["CACHE_VIEWS"])]
     val = _features(job, backbone, job.data.val, train=False)
-    fc = new_classifier(job.num_classes, p["TRAIN.FC_INIT_STD"], job.seed).to(device)
+    fc = new_classifier(job.num_classes, p["TRAIN.FC_INIT_STD"], job.seed, p.arch).to(device)
     trained = DistributedDataParallel(fc) if rank_world()[1] > 1 else fc
     optimizer = torch.optim.SGD(fc.parameters(), p["TRAIN.LR"], momentum=p["TRAIN.MOMENTUM"],
                                 weight_decay=p["TRAIN.WEIGHT_DECAY"], nesterov=p["TRAIN.NESTEROV"])

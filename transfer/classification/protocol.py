@@ -34,7 +34,7 @@ SCHEMA: dict[str, Any] = {
     "TRAIN.SCHEDULE": str, "TRAIN.MILESTONES": INTS, "TRAIN.GAMMA": float, "TRAIN.FC_INIT_STD": float,
     "TRAIN.BN_MODE": str,
     "KNN.KS": INTS, "KNN.TEMPERATURE": float,
-    "CACHE_VIEWS": int, "AMP": bool,
+    "CACHE_VIEWS": int, "AMP": bool, "MODEL.ARCH": str,
     "CHANNELS_LAST": bool, "WORKERS": int, "EVAL_BATCH_SIZE": int, "KNN.CHUNK": int, "CHECKPOINT_PERIOD": int,
 }
 # How a run computes, not what: changing these changes neither the protocol nor the numbers' meaning.
@@ -52,6 +52,11 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 SCHEDULES = ("step", "cosine")
 BN_MODES = ("eval", "train")
+# MODEL.ARCH: the torchvision ResNet the task builds. Absent means ResNet-50, every paper's protocol, so
+# the shipped files and the records made before the key existed keep their hash; another depth (the
+# toy_signal study's ResNet-18, docs/toy_signal.md) is a protocol deviation, recorded as such.
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+PROTOCOL_ARCH = "resnet50"
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,11 @@ class Protocol:
 
     def sha256(self) -> str:
         return hashlib.sha256(self.dump().encode("utf-8")).hexdigest()
+
+    @property
+    def arch(self) -> str:
+        """The ResNet the task builds: MODEL.ARCH, or the protocol's ResNet-50 when it is not given."""
+        return self.values.get("MODEL.ARCH") or PROTOCOL_ARCH
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +130,7 @@ def _validate(values: dict[str, Any], where: str) -> dict[str, Any]:
     missing = [key for key in REQUIRED[kind] if key not in checked]
     if missing:
         raise UserError(f"{where} lacks {', '.join(missing)} (needed by a {kind} protocol)")
-    for key, allowed in (("TRAIN.SCHEDULE", SCHEDULES), ("TRAIN.BN_MODE", BN_MODES)):
+    for key, allowed in (("TRAIN.SCHEDULE", SCHEDULES), ("TRAIN.BN_MODE", BN_MODES), ("MODEL.ARCH", ARCHS)):
         if key in checked and checked[key] not in allowed:
             raise UserError(f"{key} in {where} must be one of {', '.join(allowed)}, not {checked[key]!r}")
     return {**RUNTIME_DEFAULTS, **checked}

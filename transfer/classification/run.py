@@ -113,7 +113,7 @@ def _prepare(spec: Task, weights: str, *, seed: int, method: str | None, dataset
         if data is not None and spec.kind == "knn":
             attempt(problems, check_bank_memory, len(data.train), protocol["KNN.CHUNK"], device)
     prepared = attempt(problems, load_weights, weights, seed=seed, method=method, trust_pickle=trust_pickle,
-                       input_style=input_style)
+                       input_style=input_style, arch=protocol.arch if protocol is not None else "resnet50")
     if problems:
         raise problems_error(problems)
     return protocol, data, prepared

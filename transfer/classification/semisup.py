@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader
 from synco.common.atomic import atomic_write_json
 from synco.common.errors import UserError
 from transfer.classification.data import ImageDataset, epoch_order
-from transfer.classification.features import precision, resnet50, to_device
+from transfer.classification.features import precision, resnet, to_device
 from transfer.classification.linear import new_classifier
 from transfer.classification.loop import (
     Job,
@@ -72,8 +72,8 @@ def point_dir(output: Path, index: int, lr: float) -> Path:
 
 
 def _model(job: Job) -> nn.Module:
-    model = resnet50(job.weights.state_dict, job.num_classes)
-    model.fc = new_classifier(job.num_classes, job.protocol["TRAIN.FC_INIT_STD"], job.seed)
+    model = resnet(job.weights.state_dict, job.num_classes, job.protocol.arch)
+    model.fc = new_classifier(job.num_classes, job.protocol["TRAIN.FC_INIT_STD"], job.seed, job.protocol.arch)
     model = model.to(job.device)
     return model.to(memory_format=torch.channels_last) if job.protocol["CHANNELS_LAST"] else model
 

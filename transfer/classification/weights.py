@@ -22,6 +22,7 @@ import torch
 import torchvision
 
 from synco.common.errors import UserError
+from transfer.classification.protocol import PROTOCOL_ARCH
 from transfer.convert.api import backbone_state_dict
 from transfer.errors import missing_weights
 from transfer.labels import PROTOCOL_DEPTH, file_label, sidecar_source
@@ -42,22 +43,25 @@ class BackboneWeights:
         return {"path": self.path, "sha256": self.sha256}
 
 
-def random_backbone(seed: int) -> dict[str, torch.Tensor]:
-    """torchvision's ResNet-50 initialisation drawn under ``seed`` (the random-init row), without fc."""
+def random_backbone(seed: int, arch: str = "resnet50") -> dict[str, torch.Tensor]:
+    """torchvision's ``arch`` initialisation drawn under ``seed`` (the random-init row), without fc."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        state = torchvision.models.resnet50().state_dict()
+        state = getattr(torchvision.models, arch)().state_dict()
     return {name: tensor for name, tensor in state.items() if not name.startswith("fc.")}
 
 
 def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickle: bool = False,
-                 input_style: str | None = None) -> BackboneWeights:
-    """Resolve ``--weights`` (see the module docstring); UserError for anything but a full ResNet-50.
+                 input_style: str | None = None, arch: str = PROTOCOL_ARCH) -> BackboneWeights:
+    """Resolve ``--weights`` (see the module docstring); UserError for anything but a full ``arch``.
 
     ``input_style`` (``--input-style``) is for a file that does not record how its ResNet was fed.
+    ``arch`` is the protocol's MODEL.ARCH: the ResNet-50 unless a run deviates on purpose.
     """
     if spec == "random":
-        return BackboneWeights(random_backbone(seed), "random", None, method or "random", None, f"random:{seed}")
+        # the cache key of a ResNet-50 keeps its old form, so caches made before MODEL.ARCH stay valid
+        digest = f"random:{seed}" if arch == PROTOCOL_ARCH else f"random-{arch}:{seed}"
+        return BackboneWeights(random_backbone(seed, arch), "random", None, method or "random", None, digest)
     if spec == "msra":
         raise UserError("--weights msra is detectron2's Caffe2 R-50 (BGR input, stride in the 1x1 conv), not a "
                         "torchvision network, so a classification task cannot use it; give a torchvision-style "
@@ -68,9 +72,12 @@ def load_weights(spec: str, *, seed: int, method: str | None = None, trust_pickl
     path = Path(spec).expanduser().resolve()
     state, report, provenance = backbone_state_dict(path, trust_pickle=trust_pickle, input_style=input_style)
     depth = report.settings.get("MODEL.RESNETS.DEPTH")
-    if depth != PROTOCOL_DEPTH:
+    if arch == PROTOCOL_ARCH and depth != PROTOCOL_DEPTH:
         raise UserError(f"{path} holds a ResNet-{depth}; the protocol is a ResNet-50, so these weights cannot be "
-                        "compared with the papers' numbers")
+                        f"compared with the papers' numbers (MODEL.ARCH resnet{depth} evaluates them anyway, "
+                        "recorded as a protocol deviation)")
+    if f"resnet{depth}" != arch:
+        raise UserError(f"{path} holds a ResNet-{depth}, but MODEL.ARCH is {arch}; give MODEL.ARCH resnet{depth}")
     if not provenance and path.suffix == ".pkl":
         source = sidecar_source(path)
         provenance = {"method": source.get("method"), "pretrain_epochs": source.get("pretrain_epochs")}
