@@ -43,7 +43,7 @@ def test_voc_faster_rcnn_converts_trains_evaluates_and_records(toy_root, r50_fil
     assert record["iterations"] == {"done": 4, "planned": 4}
     assert record["method"] == "tv_r50" and record["pretrain_epochs"] is None and record["seed"] == 0
     assert record["weights"]["path"] == str(r50_file.resolve()) and len(record["weights"]["sha256"]) == 64
-    assert record["protocol_deviations"]["SOLVER.MAX_ITER"] == {"expected": 40, "actual": 4}
+    assert record["protocol_deviations"]["SOLVER.MAX_ITER"] == {"expected": 20, "actual": 4}
     assert "SOLVER.BASE_LR" not in record["protocol_deviations"]
     assert record["world_size"] == 1 and record["error"] is None
     assert "Res5ROIHeadsExtraNorm" in record["config"]["dump"] and "INPUT:\n" in record["config"]["dump"]
