@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
+import torchvision
 from fidelity_official import (
     Check,
     Checkout,
@@ -190,17 +191,9 @@ def protocol_checks(official: Official) -> tuple[list[Check], dict]:
 
 def _synco_ranges(official: Official) -> tuple:
     """U(lo, hi) of the official interpolation, extrapolation and mixing coefficients (its hard_* fields)."""
-    probe = official.builder.SynCo(lambda num_classes: _Tiny(num_classes), dim=4, K=4, n_hard=1, n1=1, n2=1, n3=1,
-                                   n4=1, n5=1, n6=1, mlp=False)
-    return ((0.0, probe.hard_alpha), (1.0, probe.hard_beta), (0.0, float(probe.hard_gamma)))
-
-
-class _Tiny(nn.Module):
-    """A stand-in encoder for reading the official SynCo's constructor constants (never trained)."""
-
-    def __init__(self, num_classes: int):
-        super().__init__()
-        self.fc = nn.Linear(2, num_classes)
+    built = official.builder.SynCo(torchvision.models.resnet18, dim=4, K=4, n_hard=1, n1=1, n2=1, n3=1, n4=1, n5=1,
+                                   n6=1)
+    return ((0.0, built.hard_alpha), (1.0, built.hard_beta), (0.0, float(built.hard_gamma)))
 
 
 # -- the lr schedule --------------------------------------------------------------------------------------------

@@ -146,6 +146,9 @@ def test_shipped_experiments_parse_into_the_intended_grids(monkeypatch):
     toy = load_experiment(configs / "toy.yaml")
     assert {e.name for e in toy.pretrain} == {"mocov2", "mochi", "synco"}
     assert toy.tasks == ["toy-knn", "toy-linear", "toy-voc"] and toy.seeds["toy-linear"] == [0, 1, 2]
+    # the CPU demo's budget cannot show a signal: its report says so, with the measured budget
+    assert toy.signal["reachable"] is False and "2,700 steps" in toy.signal["why"]
+    assert all(load_experiment(configs / f"{name}.yaml").signal["reachable"] for name in ("toy_gpu", "toy_signal"))
 
 
 def test_per_task_seeds_must_cover_every_task(tmp_path):

@@ -73,6 +73,7 @@ def test_tiny_grid_runs_end_to_end_and_a_rerun_skips_everything(experiment, tmp_
     assert "## Stages" in report and "## Results" in report
     assert "## kNN during pretraining" in report and (out / "tables" / "knn_curves.png").is_file()
     assert "## Did pretraining show a signal?" in report and "| toy-voc best AP50 ≥ 20 |" in report
+    assert "### Loss against chance" in report and "| mocov2 |" in report.split("### Loss against chance")[1]
 
     start = time.time()
     again = run_bench(experiment, out, log=lambda _: None)
