@@ -147,7 +147,7 @@ def test_shipped_experiments_parse_into_the_intended_grids(monkeypatch):
     assert {e.name for e in toy.pretrain} == {"mocov2", "mochi", "synco"}
     assert toy.tasks == ["toy-knn", "toy-linear", "toy-voc"] and toy.seeds["toy-linear"] == [0, 1, 2]
     # the CPU demo's budget cannot show a signal: its report says so, with the measured budget
-    assert toy.signal["reachable"] is False and "2,700 steps" in toy.signal["why"]
+    assert toy.signal["reachable"] is False and "1,280 steps" in toy.signal["why"]
     assert all(load_experiment(configs / f"{name}.yaml").signal["reachable"] for name in ("toy_gpu", "toy_signal"))
 
 

@@ -1,9 +1,11 @@
-"""``--weights`` for a classification task: a torchvision ResNet-50 backbone, a label, its epochs.
+"""``--weights`` for a classification task: a torchvision ResNet backbone (the protocol's ResNet-50 unless
+MODEL.ARCH says otherwise), a label, its epochs.
 
 Why not :mod:`transfer.weights`: that module prepares detectron2 files (and
 imports detectron2); a classification task builds a torchvision ResNet-50 in
 memory. The checks are the same: every file goes through the converter's
-100 %-coverage check, the depth must be 50, and MSRA/Caffe-style weights
+100 %-coverage check, the depth must be 50 (or the protocol's MODEL.ARCH, a
+recorded deviation for studies of smaller ResNets), and MSRA/Caffe-style weights
 (BGR input, stride in the 1x1 conv) are refused, because a torchvision
 network would compute something else with them.
 
@@ -30,7 +32,7 @@ from transfer.labels import PROTOCOL_DEPTH, file_label, sidecar_source
 
 @dataclass
 class BackboneWeights:
-    """A ResNet-50 backbone (torchvision names, no fc) and what the run record says about it."""
+    """A ResNet backbone (torchvision names, no fc) and what the run record says about it."""
 
     state_dict: dict[str, torch.Tensor]
     path: str  # what the user gave ("random" or the file)
