@@ -112,6 +112,10 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
         cfg = config_from_dict({**stored, "data": cfg.data or stored["data"], "output": str(output),
                                 **{key: current[key] for key in _OBSERVERS}})
     cfg.validate(world)
+    if rank == 0:
+        for key, spec in cfg.deviations().items():
+            print(f"note: {key}={spec['actual']} differs from the published recipe ({spec['expected']}); "
+                  "the checkpoint and the run's label record it", file=sys.stderr)
     torch.manual_seed(cfg.seed + rank)
 
     dataset = pipeline_dataset(cfg.data_pipeline, cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
