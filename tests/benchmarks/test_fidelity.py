@@ -19,7 +19,8 @@ from synco.pretrain.config import load_config
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import fidelity_pretrain  # noqa: E402 - benchmarks/ is a folder of scripts, not a package
+import fidelity  # noqa: E402 - benchmarks/ is a folder of scripts, not a package
+import fidelity_pretrain  # noqa: E402
 from fidelity_official import FidelityError, open_checkout  # noqa: E402
 
 SCRIPT = ROOT / "benchmarks" / "fidelity.py"
@@ -67,29 +68,27 @@ def test_each_mutation_of_the_step_is_caught(name):
     (["--self-test", "--moco-repo", "/tmp"], "drop --moco-repo"),
     (["--self-test", "--archs", "resnet9"], "--archs takes resnet18, resnet50"),
 ])
-def test_bad_input_is_one_sentence(argv, fragment):
-    proc = _run(*argv, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr, proc.stderr
+def test_bad_input_is_one_sentence(argv, fragment, capsys):
+    assert fidelity.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and fragment in err, err
 
 
-def test_a_folder_without_the_training_code_is_refused(tmp_path):
+def test_a_folder_without_the_training_code_is_refused(tmp_path, capsys):
     (tmp_path / "README.md").write_text("MoCo\n")
-    proc = _run("--moco-repo", str(tmp_path), timeout=120)
-    assert proc.returncode == 2
-    err = proc.stderr.strip()
+    assert fidelity.main(["--moco-repo", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is not a checkout of facebookresearch/moco" in err, err
     assert "moco/builder.py" in err and "git checkout 132aea9" in err, err
 
 
-def test_a_checkout_of_other_code_is_refused_not_edited(tmp_path):
+def test_a_checkout_of_other_code_is_refused_not_edited(tmp_path, capsys):
     """Files that exist but are not the ones the script knows: an edit's text must match exactly."""
     for name in (*fidelity_pretrain.MOCO_REQUIRED, "main_lincls.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("import torch\n")
-    proc = _run("--moco-repo", str(tmp_path), "--archs", "resnet18", timeout=300)
-    assert proc.returncode == 2
-    err = proc.stderr.strip()
+    assert fidelity.main(["--moco-repo", str(tmp_path), "--archs", "resnet18"]) == 2
+    err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is not the file this script knows" in err, err
     assert (tmp_path / "moco/builder.py").read_text() == "import torch\n"  # nothing written to the checkout
 
