@@ -34,6 +34,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 import torchvision
+import torchvision.transforms as T
 from fidelity_official import (
     Check,
     Checkout,
@@ -48,7 +49,8 @@ from fidelity_official import (
 import synco.pretrain.contrastive as contrastive
 from synco.pretrain import train
 from synco.pretrain.config import PretrainConfig, load_config
-from synco.pretrain.model import MomentumContrast
+from synco.pretrain.data import aug_plus
+from synco.pretrain.model import MomentumContrast, build_encoder
 
 MOCO_REQUIRED = ("moco/builder.py", "moco/loader.py", "main_moco.py")
 SYNCO_REQUIRED = ("synco/builder.py", "synco/loader.py", "main_synco.py", "scripts/pretrain_synco_r50_200ep.sh")
@@ -176,8 +178,12 @@ def protocol_checks(official: Official) -> tuple[list[Check], dict]:
     theirs = {key: getattr(official.args, arg) for key, arg in _PROTOCOL.items()}
     ours["cosine, per epoch"] = cfg.lr_schedule == "cosine"
     theirs["cosine, per epoch"] = bool(official.args.cos)
-    ours["mlp head, aug+"] = True  # build_encoder always adds MoCo v2's MLP head; data.py is aug+
-    theirs["mlp head, aug+"] = bool(official.args.mlp and official.args.aug_plus)
+    head = build_encoder("resnet18", cfg.dim).fc
+    ours["MLP head"] = isinstance(head, nn.Sequential) and [type(m).__name__ for m in head] == [
+        "Linear", "ReLU", "Linear"]
+    theirs["MLP head"] = bool(official.args.mlp)
+    ours["aug+"] = [_describe(t) for t in aug_plus(224, cfg.crop_min).transforms]
+    theirs["aug+"] = _official_augmentation(official)
     if official.name == "synco":
         synth = cfg.synthesis_config()
         ours.update({key: getattr(synth, key) for key in _SYNTHESIS})
@@ -185,8 +191,51 @@ def protocol_checks(official: Official) -> tuple[list[Check], dict]:
         ours["alpha, beta, gamma ranges"] = (synth.alpha_range, synth.beta_range, synth.gamma_range)
         theirs["alpha, beta, gamma ranges"] = _synco_ranges(official)
     checks = [Check(official.name, f"protocol {key}", 0.0 if ours[key] == theirs[key] else float("inf"), 0.0,
-                    f"{ours[key]!r} vs {theirs[key]!r}") for key in ours]
+                    _shown(ours[key], theirs[key])) for key in ours]
     return checks, {key: theirs[key] for key in theirs}
+
+
+def _shown(ours, theirs) -> str:
+    """Both values, or, for a long one (the augmentation lists), its length; --json keeps them whole."""
+    text = f"{ours!r} vs {theirs!r}"
+    verdict = "equal" if ours == theirs else "differ"
+    return text if len(text) <= 100 else f"{len(ours)} vs {len(theirs)} items, {verdict}"
+
+
+def _official_augmentation(official: Official) -> list[tuple]:
+    """The list of transforms ``main_worker`` builds under ``if args.aug_plus:``, described."""
+    if not official.args.aug_plus:
+        return []
+    source = official.main.__source__
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "args.aug_plus":
+            listed = next((stmt.value for stmt in node.body if isinstance(stmt, ast.Assign)
+                           and isinstance(stmt.value, ast.List)), None)
+            if listed is not None:
+                normalize = evaluate(official, main_worker_expression(official, "normalize"))
+                transforms = evaluate(official, ast.get_source_segment(source, listed), normalize=normalize)
+                return [_describe(t) for t in transforms]
+    raise FidelityError(f"{official.main.__file__} builds no list of transforms under 'if args.aug_plus:'; check "
+                        "out the commit the script names.")
+
+
+def _describe(transform) -> tuple:
+    """What a torchvision transform does, comparable across the two code bases. The blurs are two
+    classes of the same thing (PIL's GaussianBlur with sigma ~ U(lo, hi)): compared by their range."""
+    name = type(transform).__name__
+    if isinstance(transform, T.RandomApply):
+        return name, transform.p, [_describe(t) for t in transform.transforms]
+    if isinstance(transform, T.RandomResizedCrop):
+        return name, tuple(transform.size), tuple(transform.scale), tuple(transform.ratio), transform.interpolation
+    if isinstance(transform, T.ColorJitter):
+        return name, transform.brightness, transform.contrast, transform.saturation, transform.hue
+    if isinstance(transform, (T.RandomGrayscale, T.RandomHorizontalFlip)):
+        return name, transform.p
+    if isinstance(transform, T.Normalize):
+        return name, tuple(transform.mean), tuple(transform.std)
+    if hasattr(transform, "sigma"):
+        return "GaussianBlur", tuple(float(s) for s in transform.sigma)
+    return (name,)
 
 
 def _synco_ranges(official: Official) -> tuple:
