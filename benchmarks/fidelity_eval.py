@@ -267,14 +267,6 @@ def _fixture() -> Iterator[_Fixture]:
 # ------------------------------------------------------------------------------------- the official side
 
 
-def _edited_source(checkout: Checkout, relpath: str, edits: Sequence[Edit]) -> str:
-    """The text ``load_module`` executed (it checked each edit's count)."""
-    source = (checkout.root / relpath).read_text()
-    for edit in edits:
-        source = source.replace(edit.old, edit.new)
-    return source
-
-
 @dataclasses.dataclass
 class _Official:
     """An official file executed as a module, and its (edited) text to pick main_worker() statements from."""
@@ -287,14 +279,8 @@ class _Official:
     @classmethod
     def load(cls, checkout: Checkout, relpath: str, edits: Sequence[Edit], commit: str) -> _Official:
         name = f"fidelity_official_{checkout.repo.replace('/', '_')}_{Path(relpath).stem}"
-        try:
-            module = load_module(checkout, relpath, name, edits)
-        except FidelityError:
-            raise
-        except Exception as exc:  # the user's file failed to import: one sentence, not its traceback
-            raise FidelityError(f"{checkout.root / relpath} does not import ({type(exc).__name__}: {exc}); "
-                                f"check out {checkout.repo}@{commit}.") from exc
-        return cls(module, _edited_source(checkout, relpath, edits), str(checkout.root / relpath),
+        module = load_module(checkout, relpath, name, edits)
+        return cls(module, module.__source__, str(checkout.root / relpath),
                    f"check out {checkout.repo}@{commit}")
 
     def member(self, name: str) -> Any:

@@ -132,7 +132,11 @@ def load_module(checkout: Checkout, relpath: str, name: str, edits: Iterable[Edi
     if imports:
         module.__dict__["__builtins__"] = _redirecting_builtins(imports)
     sys.modules[name] = module
-    exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - the user's checkout, as written
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - the user's checkout, as written
+    except Exception as exc:  # noqa: BLE001 - the user's file failed to import: one sentence, not its traceback
+        raise FidelityError(f"{path} does not import ({type(exc).__name__}: {exc}); check out the commit the "
+                            "script names.") from None
     return module
 
 
