@@ -44,7 +44,7 @@ def run_bench(path: str | os.PathLike, output: str | os.PathLike | None = None, 
         summary = report_from_manifests(path, output)
         log(f"report: {summary['report']}")
         return summary
-    exp = load_experiment(path, output)
+    exp = load_experiment(path, output, missing_paths="warn" if dry_run else "refuse")
     if pretrain_overrides:
         exp.pretrain = [dataclasses.replace(entry, overrides={**entry.overrides, **pretrain_overrides})
                         for entry in exp.pretrain]
@@ -52,10 +52,12 @@ def run_bench(path: str | os.PathLike, output: str | os.PathLike | None = None, 
     executor = executor or exp.executor
     manifests = Manifests(exp.output)
     if dry_run:
+        for problem in exp.missing:
+            log(f"warning: {problem} A run would stop here.")
         for stage in stages:
             state = "done" if manifests.is_done(stage) else "to run"
             log(f"{stage.id:50s} {state:7s} synco {' '.join(stage.args)}")
-        return {"experiment": exp.name, "stages": {s.id: "planned" for s in stages}}
+        return {"experiment": exp.name, "stages": {s.id: "planned" for s in stages}, "missing": exp.missing}
     multi = next((s for s in stages if s.nodes > 1), None)
     if multi is not None and executor != "slurm":
         raise UserError(f"stage {multi.id} asks for {multi.nodes} nodes; the local executor runs on this machine "

@@ -75,6 +75,8 @@ class Experiment:
     slurm: dict[str, Any] = field(default_factory=dict)
     baseline: str | None = None
     source: Path | None = None
+    # Data and weights paths that do not exist (yet): a run refuses the first, a dry run warns about each.
+    missing: list[str] = field(default_factory=list)
     # Whether this grid's budget can show pretraining beating random init; when it cannot (the CPU demo),
     # ``why`` (measured figures, from the experiment file) replaces the report's "not met" verdicts.
     signal: dict[str, Any] = field(default_factory=lambda: {"reachable": True, "why": ""})
@@ -154,8 +156,6 @@ def _entries(loc: _Located, raw: dict, path: Path) -> tuple[list[PretrainEntry],
         _check_keys(loc, item, WEIGHTS_KEYS, "weights", i)
         if "name" not in item or "path" not in item:
             raise loc.fail("a weights entry needs a name and a path (a file, 'random' or 'msra').", "weights", i)
-        if item["path"] not in ("random", "msra") and not Path(item["path"]).is_file():
-            raise loc.fail(f"weights file {item['path']} does not exist.", "weights", i, "path")
         if item.get("input_style") not in (None, "torchvision", "msra"):
             raise loc.fail(f"input_style must be torchvision or msra, not {item['input_style']!r}.",
                            "weights", i, "input_style")
@@ -170,8 +170,17 @@ def _entries(loc: _Located, raw: dict, path: Path) -> tuple[list[PretrainEntry],
     return pretrain, weights
 
 
-def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Experiment:
-    """Parse and validate an experiment file (nothing runs here)."""
+def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = None,
+                    missing_paths: str = "refuse") -> Experiment:
+    """Parse and validate an experiment file (nothing runs here).
+
+    A data folder or weights file that does not exist is refused (one sentence
+    naming it, with its line), unless ``missing_paths="warn"``: a dry run plans
+    a grid before the data is copied (often on a login node), so there the
+    problems are kept in ``Experiment.missing`` for the caller to print.
+    """
+    if missing_paths not in ("refuse", "warn"):
+        raise ValueError(f"missing_paths must be 'refuse' or 'warn', not {missing_paths!r}")
     path = resolve_config("experiments", path, what="experiment")
     text = read_text_file(path, "experiment")
     loc = _Located(path, text)
@@ -214,24 +223,36 @@ def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = 
         transfer_overrides={k: dict(v or {}) for k, v in overrides.items()}, launch=launch, executor=executor,
         slurm=dict(raw.get("slurm") or {}), baseline=raw.get("baseline"), source=path, signal=signal,
     )
-    _check_paths(exp, loc)
+    if exp.pretrain and not exp.pretrain_data and exp.toy_world is None:
+        raise loc.fail("pretraining needs pretrain_data (an ImageFolder root) or a toy_world to generate.")
+    exp.missing = _missing_paths(exp, loc)
+    if exp.missing and missing_paths == "refuse":
+        raise UserError(exp.missing[0])
+    _check_output(exp)
     return exp
 
 
-def _check_paths(exp: Experiment, loc: _Located) -> None:
-    """Unreachable paths and missing datasets, up front."""
-    if exp.pretrain and not exp.pretrain_data and exp.toy_world is None:
-        raise loc.fail("pretraining needs pretrain_data (an ImageFolder root) or a toy_world to generate.")
+def _missing_paths(exp: Experiment, loc: _Located) -> list[str]:
+    """Each data folder or weights file the grid needs that does not exist, as a located sentence."""
+    missing = []
     if exp.pretrain_data and exp.toy_world is None and not Path(exp.pretrain_data).is_dir():
-        raise loc.fail(f"pretrain_data folder {exp.pretrain_data} does not exist.", "pretrain_data")
+        missing.append(str(loc.fail(f"pretrain_data folder {exp.pretrain_data} does not exist.", "pretrain_data")))
     if exp.dataset_root and not Path(exp.dataset_root).is_dir() and exp.toy_world is None:
-        raise loc.fail(f"dataset_root folder {exp.dataset_root} does not exist.", "dataset_root")
+        missing.append(str(loc.fail(f"dataset_root folder {exp.dataset_root} does not exist.", "dataset_root")))
     real = [t for t in exp.tasks if not TASKS[t].toy]
     if real and not exp.dataset_root:
         root = detectron2_datasets_root()
         if not root.is_dir():
-            raise loc.fail(f"tasks {', '.join(real)} need their datasets under DETECTRON2_DATASETS ({root}), "
-                           "which does not exist; set it or give dataset_root.", "tasks")
+            missing.append(str(loc.fail(f"tasks {', '.join(real)} need their datasets under DETECTRON2_DATASETS "
+                                        f"({root}), which does not exist; set it or give dataset_root.", "tasks")))
+    for i, entry in enumerate(exp.weights):
+        if entry.path not in ("random", "msra") and not Path(entry.path).is_file():
+            missing.append(str(loc.fail(f"weights file {entry.path} does not exist.", "weights", i, "path")))
+    return missing
+
+
+def _check_output(exp: Experiment) -> None:
+    """An output folder that cannot be written is refused even in a dry run: it is a mistake, not a wait."""
     parent = exp.output
     while not parent.exists():
         parent = parent.parent

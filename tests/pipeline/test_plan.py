@@ -91,6 +91,29 @@ def test_missing_dataset_is_reported_before_anything_runs(tmp_path, monkeypatch,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_dry_run_plans_before_the_data_is_there_and_warns_per_missing_path(tmp_path, monkeypatch, capsys):
+    """Planning on a login node before the copy: every stage listed, one warning per missing path, exit 0."""
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "nowhere"))
+    text = (f"name: x\npretrain_data: {tmp_path / 'imagenet'}\ntasks: [voc, linear]\nseeds: [0]\n"
+            f"pretrain:\n  - {{name: s, config: toy_synco}}\n"
+            f"weights:\n  - {{name: w, path: {tmp_path / 'later.pth'}}}\n")
+    path = _write(tmp_path, text)
+    assert main(["bench", str(path), "--output", str(tmp_path / "out"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 3, out
+    assert f"pretrain_data folder {tmp_path / 'imagenet'} does not exist" in warnings[0]
+    assert "DETECTRON2_DATASETS" in warnings[1] and "later.pth does not exist" in warnings[2]
+    assert all("line " in w for w in warnings)  # located, as a refusal would be
+    stages = {line.split()[0] for line in out.splitlines() if not line.startswith("warning:")}
+    assert {"pretrain:s", "convert:s", "convert:w", "transfer:s:voc:s0", "transfer:w:linear:s0"} <= stages
+    assert not (tmp_path / "out").exists(), "a dry run writes nothing"
+    # the same file without --dry-run is refused on the first missing path, before anything runs
+    assert main(["bench", str(path), "--output", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "pretrain_data folder" in err and len(err.splitlines()) == 1
+
+
 def test_slurm_submission_builds_the_job_graph(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     bin_dir = tmp_path / "bin"
@@ -129,8 +152,9 @@ echo "Submitted batch job $n"
 
 def test_shipped_experiments_parse_into_the_intended_grids(monkeypatch):
     configs = config_dir("experiments")
-    monkeypatch.setattr(experiment, "_check_paths", lambda exp, loc: None)  # no ImageNet here
-    paper = build_plan(load_experiment(configs / "paper.yaml"))
+    paper_exp = load_experiment(configs / "paper.yaml", missing_paths="warn")  # no ImageNet here
+    assert any("/datasets/imagenet does not exist" in problem for problem in paper_exp.missing)
+    paper = build_plan(paper_exp)
     transfers = [s for s in paper if s.kind == "transfer"]
     assert len([s for s in paper if s.kind == "pretrain"]) == 3
     assert len([s for s in transfers if ":voc:" in s.id]) == 4 * 5  # 3 methods + supervised, 5 seeds
@@ -141,7 +165,7 @@ def test_shipped_experiments_parse_into_the_intended_grids(monkeypatch):
     linear = next(s for s in transfers if ":linear:" in s.id)
     assert linear.args[linear.args.index("--dataset-root") + 1] == "/datasets"  # -> /datasets/imagenet
     assert "--feature-cache" in linear.args
-    ablation = build_plan(load_experiment(configs / "ablation.yaml"))
+    ablation = build_plan(load_experiment(configs / "ablation.yaml", missing_paths="warn"))
     assert len([s for s in ablation if s.kind == "pretrain"]) == 8  # MoCo v2, each type alone, all six
     toy = load_experiment(configs / "toy.yaml")
     assert {e.name for e in toy.pretrain} == {"mocov2", "mochi", "synco"}
