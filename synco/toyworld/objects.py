@@ -4,17 +4,22 @@ Why this design: a classification set on which a *random* network already
 scores well says nothing about pretraining. On the detection scenes each
 class has its own hue and texture, and a random-init ResNet-50 reads the
 class off the colour statistics (kNN 90 % on object crops, mean colour alone
-82 %). Here the label is the object's **shape** only:
+82 %). Here the label is carried by the object's **shape and texture
+pattern**, never by its colour:
 
 * the two fill colours are drawn with a uniform hue, independent of the class;
-* the texture (stripes, checker, dots, speckle, radial shading, or plain) is
-  drawn independently of the class;
+* the texture pattern follows the class, as on the detection scenes
+  (``scene.CLASSES``: discs radial shading, triangles checker, stars dots,
+  squares and crosses stripes, hexagons speckle); only its scale, angle and
+  phase are random. It is a fine-grained cue that colour jitter and
+  grayscale keep, so it rewards a representation of local structure, not of
+  colour; squares and crosses share stripes and differ by outline alone;
 * the object is rotated, stretched, scaled and moved at random, on the
   scenes' cluttered background, with a few distractor strokes on top.
 
-So colour and texture are nuisances, as MoCo's augmentations (colour jitter,
-grayscale, blur) make them for a contrastive network, and only a
-representation that encodes outline geometry separates the six classes.
+So colour is a nuisance, as MoCo's augmentations (colour jitter, grayscale,
+blur) make it for a contrastive network, and only a representation that
+encodes outline geometry or texture pattern separates the six classes.
 Chance level is 1/6. Like ImageNet, each image holds one centred object, so
 the same images serve unlabelled pretraining (the ``pretrain`` split of a
 toy world) and labelled evaluation (``classify/train`` and ``classify/val``).

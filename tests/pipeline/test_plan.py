@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import synco.pipeline.experiment as experiment
 from synco.cli import main
 from synco.common.errors import UserError
 from synco.common.resources import config_dir
