@@ -1,4 +1,6 @@
-"""How long ImageNet pretraining takes at the GPU suite's measured rates: the README's "how fast will my run be".
+"""How long ImageNet pretraining takes at the GPU suite's measured rates (docs/performance.md, "how fast").
+
+The figures answer "how fast will my run be".
 
 Hours for 200 epochs of ImageNet-1k's 1,281,167 training images (MoCo v2's recipe) per method, at the rate a
 run can go: the step's images/s (eager, or ``torch.compile`` where it was faster and worked; with

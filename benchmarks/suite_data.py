@@ -195,7 +195,7 @@ def run(sec: Section) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The section alone at chosen sizes (the README's CPU figures: ``--images 512 --batch 64``)."""
+    """The section alone at chosen sizes (docs/performance.md's CPU figures: ``--images 512 --batch 64``)."""
     import argparse  # noqa: PLC0415 - only for this entry point
     import json  # noqa: PLC0415
 
