@@ -135,7 +135,7 @@ def build_model(cfg: PretrainConfig, world: int,
     """The model on ``device``, its optimizer and memory format, as a run builds them (the GPU suite times
     the same)."""
     model = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature,
-                             cfg.synthesis_config(), bn_splits=cfg.resolved_bn_splits(world), seed=cfg.seed)
+                             cfg.synthesis, bn_splits=cfg.resolved_bn_splits(world), seed=cfg.seed)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     model.place_generator(device)
