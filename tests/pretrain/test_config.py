@@ -129,9 +129,13 @@ def test_the_stored_form_round_trips_through_config_from_dict():
     assert (resumed.data, resumed.epochs, resumed.synthesis) == ("/elsewhere", 400, cfg.synthesis)
 
 
-def test_the_stored_form_holds_every_synthesis_value():
+def test_the_stored_form_holds_every_synthesis_value(tmp_path):
     stored = load_config("toy_mocov2").to_dict()["synthesis"]
     assert stored == SynthesisConfig.mocov2().to_dict() and stored["alpha_range"] == [0.0, 0.5]
+    cfg = load_config("toy_mochi", ["synthesis.beta_range=[1.1, 1.2]"])
+    printed = tmp_path / "printed.yaml"  # what --print-config writes, used as a preset
+    printed.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    assert load_config(str(printed)) == cfg
 
 
 @pytest.mark.parametrize("preset, overrides, old", [
