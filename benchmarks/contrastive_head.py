@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from timing import round_robin  # benchmarks/timing.py
 
+from synco.pretrain.config import SynthesisConfig
 from synco.pretrain.contrastive import info_nce
-from synco.pretrain.synthesis_config import SynthesisConfig
 
 
 def make_step(cfg: SynthesisConfig, batch: int, queue: int, dim: int, device: torch.device,

@@ -48,7 +48,7 @@ from fidelity_official import (
 
 import synco.pretrain.contrastive as contrastive
 from synco.pretrain import train
-from synco.pretrain.config import PretrainConfig, load_config
+from synco.pretrain.config import PretrainConfig, config_from_dict, load_config
 from synco.pretrain.data import aug_plus
 from synco.pretrain.model import MomentumContrast, build_encoder
 
@@ -185,7 +185,7 @@ def protocol_checks(official: Official) -> tuple[list[Check], dict]:
     ours["aug+"] = [_describe(t) for t in aug_plus(224, cfg.crop_min).transforms]
     theirs["aug+"] = _official_augmentation(official)
     if official.name == "synco":
-        synth = cfg.synthesis_config()
+        synth = cfg.synthesis
         ours.update({key: getattr(synth, key) for key in _SYNTHESIS})
         theirs.update({key: getattr(official.args, arg) for key, arg in _SYNTHESIS.items()})
         ours["alpha, beta, gamma ranges"] = (synth.alpha_range, synth.beta_range, synth.gamma_range)
@@ -254,7 +254,7 @@ def lr_checks(official: Official | None, cfg: PretrainConfig) -> tuple[list[Chec
     for epoch, step in LR_POINTS:
         ours = cfg.lr_at(epoch, step, STEPS_PER_EPOCH)
         if official is None:
-            theirs = PretrainConfig(**{**cfg.to_dict(), "synthesis": dict(cfg.synthesis)}).lr_at(epoch)
+            theirs = config_from_dict(cfg.to_dict()).lr_at(epoch)
         else:
             official.main.adjust_learning_rate(holder, epoch, official.args)
             theirs = holder.param_groups[0]["lr"]
@@ -411,7 +411,7 @@ class _Replay:
     """
 
     def __init__(self, draws, cfg: PretrainConfig):
-        self.draws, self.synth = draws, cfg.synthesis_config()
+        self.draws, self.synth = draws, cfg.synthesis
         self.pool: torch.Tensor | None = None
         self.saved: dict = {}
         self.pending: list[tuple[str, tuple[int, ...], Callable[[], torch.Tensor]]] = []
@@ -498,7 +498,7 @@ def step_checks(official: Official | None, method: str, arch: str, mutation: Mut
         cfg = project_config(method, arch, size=size)
         torch.manual_seed(0)
         init = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature,
-                                cfg.synthesis_config(), bn_splits=1, seed=cfg.seed).state_dict()
+                                cfg.synthesis, bn_splits=1, seed=cfg.seed).state_dict()
         steps = STEPS if size == "full" else SMALL_STEPS
         batches = _batches(cfg, len(steps), seed=1)
         draws = [] if method == "synco" else None
@@ -507,7 +507,7 @@ def step_checks(official: Official | None, method: str, arch: str, mutation: Mut
             theirs = _self_side(cfg, init, batches, (method, arch, size), steps)
         else:
             active = [d for d in (draws or [])]
-            per_step = [None if not cfg.synthesis_config().active(epoch) else active.pop(0) for epoch, _ in steps]
+            per_step = [None if not cfg.synthesis.active(epoch) else active.pop(0) for epoch, _ in steps]
             theirs = _official_side(official, cfg, init, batches, generator_states, per_step, steps)
     finally:
         torch.set_default_dtype(previous)
@@ -588,7 +588,7 @@ def _official_rank(rank: int, world: int, root: str | None, tmp: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{tmp}/store", rank=rank, world_size=world)
     try:
         inputs = torch.load(Path(tmp) / "inputs.pt")
-        cfg = PretrainConfig(**inputs["cfg"])
+        cfg = config_from_dict(inputs["cfg"])
         batch = cfg.batch_size // world
         im_q = inputs["im_q"][rank * batch:(rank + 1) * batch]
         im_k = inputs["im_k"][rank * batch:(rank + 1) * batch]

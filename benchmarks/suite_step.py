@@ -66,7 +66,7 @@ def pretrain_step(method: str, sz: dict, device: torch.device, compile_: bool = 
         model.encoder_q.compile()
         model.encoder_k.compile()
     net = wrap_ddp(model, device) if world > 1 else model
-    synth = cfg.synthesis_config()
+    synth = cfg.synthesis
     epoch = synth.warmup_epochs  # the first epoch with synthesis on
 
     def step() -> None:

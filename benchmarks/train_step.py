@@ -21,8 +21,8 @@ import statistics
 import torch
 from timing import round_robin  # benchmarks/timing.py
 
+from synco.pretrain.config import SynthesisConfig
 from synco.pretrain.model import MomentumContrast
-from synco.pretrain.synthesis_config import SynthesisConfig
 
 METHODS = {
     "mocov2": SynthesisConfig.mocov2,

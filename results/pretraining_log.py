@@ -23,8 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synco.pretrain.config import config_from_dict
-from synco.pretrain.synthesis_config import TYPE_NAMES
+from synco.pretrain.config import TYPE_NAMES, config_from_dict
 
 
 @dataclass
@@ -55,7 +54,7 @@ def read_run_log(method: str, metrics: str | os.PathLike, config: Mapping) -> Ru
     if not path.is_file():
         return None
     cfg = config_from_dict(dict(config))
-    synth = cfg.synthesis_config()
+    synth = cfg.synthesis
     sums: dict[int, dict[str, float]] = {}
     steps: dict[int, int] = {}
     previous = 0

@@ -1,16 +1,17 @@
 """Pretraining settings: one dataclass, YAML presets in ``synco/configs/pretrain/``, ``key=value`` overrides.
 
-A preset names a ``method`` (mocov2, mochi, synco); its synthesis defaults come from
-:class:`~synco.pretrain.synthesis_config.SynthesisConfig`'s presets and any ``synthesis:`` entries override
-them field by field. The resolved config is stored in every checkpoint, so a run can be resumed or audited
-from the checkpoint alone.
+A preset names a ``method`` (mocov2, mochi, synco); the method's :class:`SynthesisConfig` preset (how many
+synthetic negatives of each type, and how they are drawn) is the default of the ``synthesis`` node, and any
+``synthesis:`` entries override it field by field. The resolved config is stored in every checkpoint, so a
+run can be resumed or audited from the checkpoint alone.
 
 Why omegaconf: :class:`PretrainConfig` is the schema (``OmegaConf.structured``); presets and ``key=value``
 overrides (``OmegaConf.from_dotlist``) are merged onto it, which converts ``1e-4`` (text to YAML) into a
 float, refuses ``2.5`` for an int and unknown keys, and ``OmegaConf.to_object`` gives the dataclass back.
-``synthesis`` stays a plain dict of only the overridden fields (that is what checkpoints store), type-checked
-against a schema with one field per ``SynthesisConfig`` field. omegaconf's multi-line reports become one
-:class:`UserError` sentence (:mod:`synco.pretrain.config_errors`).
+``synthesis`` is a nested node typed by :class:`SynthesisConfig` whose fields start missing (``???``), so
+that the method, whichever source sets it, decides the fields nobody gave (:func:`_to_config`); values are
+checked once, at load. omegaconf's multi-line reports become one :class:`UserError` sentence
+(:func:`user_error`).
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from synco.common.errors import UserError
 from synco.common.resources import resolve_config
-from synco.pretrain.config_errors import expected, user_error
-from synco.pretrain.synthesis_config import TYPE_NAMES, SynthesisConfig
 
 METHODS = ("mocov2", "mochi", "synco")
 DATA_PIPELINES = ("cpu", "gpu")
@@ -42,6 +41,114 @@ ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext5
          "wide_resnet50_2", "wide_resnet101_2")
 
 
+#: Type names; type id ``t`` (1..6, the paper's numbering) is ``TYPE_NAMES[t - 1]``.
+TYPE_NAMES: tuple[str, ...] = ("interpolated", "extrapolated", "mixed", "noise", "perturbed", "adversarial")
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """How many synthetic negatives of each type, and how they are drawn: the ``synthesis`` node.
+
+    MoCo v2, MoCHI and SynCo differ only in these counts (:meth:`mocov2`, :meth:`mochi`, :meth:`synco`);
+    the math that turns them into logits is :mod:`synco.pretrain.synthesis`. Here, not there, because
+    settings are torch-free (the pipeline plans runs and reads checkpoints without torch).
+
+    The defaults are SynCo's (arXiv 2410.02401). ``n_hard`` is the size ``N``
+    of the pool of hardest queue negatives every synthetic negative is made
+    from (clamped to the queue size); the ranges are the ``U(lo, hi)`` of the
+    mixing coefficients; ``warmup_epochs`` is how many (0-based) epochs run
+    as plain MoCo v2 before synthesis starts.
+    """
+
+    n_hard: int = 1024
+    n_interpolated: int = 256
+    n_extrapolated: int = 256
+    n_mixed: int = 256
+    n_noise: int = 64
+    n_perturbed: int = 64
+    n_adversarial: int = 64
+    alpha_range: tuple[float, float] = (0.0, 0.5)
+    beta_range: tuple[float, float] = (1.0, 1.5)
+    gamma_range: tuple[float, float] = (0.0, 1.0)
+    sigma: float = 0.01
+    delta: float = 0.01
+    eta: float = 0.01
+    warmup_epochs: int = 10
+
+    def __post_init__(self) -> None:
+        """The checks a type cannot express; the ranges become tuples (omegaconf and YAML give lists)."""
+        for name in _RANGES:
+            value = getattr(self, name)
+            if len(value) != 2:
+                raise ValueError(f"{name} must be a pair (low, high), got {list(value)}")
+            object.__setattr__(self, name, tuple(value))
+        if any(c < 0 for c in self.counts):
+            raise ValueError(f"synthetic negative counts must be >= 0, got {self.counts}")
+        if self.n_hard < 1:
+            raise ValueError(f"n_hard must be at least 1, got {self.n_hard}")
+        for name in _RANGES:
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name} must be (low, high) with low <= high, got {(lo, hi)}")
+        if self.sigma < 0 or self.warmup_epochs < 0:
+            raise ValueError("sigma and warmup_epochs must be >= 0")
+
+    @property
+    def counts(self) -> tuple[int, int, int, int, int, int]:
+        """Per-type counts in type-id order (1..6)."""
+        return (self.n_interpolated, self.n_extrapolated, self.n_mixed,
+                self.n_noise, self.n_perturbed, self.n_adversarial)
+
+    @property
+    def total(self) -> int:
+        """Synthetic negatives per query once synthesis is active."""
+        return sum(self.counts)
+
+    def active(self, epoch: int) -> bool:
+        """Whether synthetics are added at (0-based) ``epoch``: after warm-up, if any."""
+        return self.total > 0 and epoch >= self.warmup_epochs
+
+    def slices(self) -> dict[str, slice]:
+        """Column range of each present type within the ``(B, total)`` synthetic logits."""
+        out, start = {}, 0
+        for name, c in zip(TYPE_NAMES, self.counts):
+            if c:
+                out[name] = slice(start, start + c)
+            start += c
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (ranges as lists), as checkpoints and ``--print-config``'s YAML store it."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def mocov2(cls) -> SynthesisConfig:
+        """MoCo v2: no synthetic negatives."""
+        return cls(n_interpolated=0, n_extrapolated=0, n_mixed=0, n_noise=0, n_perturbed=0, n_adversarial=0)
+
+    @classmethod
+    def mochi(cls, n_hard: int = 1024, s: int = 512, s_prime: int = 256, **kw) -> SynthesisConfig:
+        """MoCHI (N, s, s'): ``s`` mixes of two hard negatives (type 3) and
+        ``s'`` mixes of the query into one with weight < 0.5 (type 1)."""
+        return cls(n_hard=n_hard, n_interpolated=s_prime, n_extrapolated=0, n_mixed=s,
+                   n_noise=0, n_perturbed=0, n_adversarial=0, alpha_range=(0.0, 0.5),
+                   gamma_range=(0.0, 1.0), **kw)
+
+    @classmethod
+    def synco(cls, **kw) -> SynthesisConfig:
+        """SynCo with the paper's settings; any field may be overridden."""
+        return cls(**kw)
+
+
+_RANGES = ("alpha_range", "beta_range", "gamma_range")
+#: Each method's synthesis preset: the default of every ``synthesis`` field a config does not give.
+SYNTHESIS_PRESETS = {"mocov2": SynthesisConfig.mocov2, "mochi": SynthesisConfig.mochi, "synco": SynthesisConfig.synco}
+#: The types each method may add; the method is a label in every results table, so it must stay truthful
+#: (other combinations are ablations: method=synco).
+_METHOD_TYPES = {"mocov2": (), "mochi": ("interpolated", "mixed")}
+
+
 @dataclass
 class PretrainConfig:
     method: str = "synco"
@@ -50,7 +157,8 @@ class PretrainConfig:
     queue_size: int = 65536
     momentum: float = 0.999  # key encoder EMA
     temperature: float = 0.2
-    synthesis: dict[str, Any] = field(default_factory=dict)  # overrides of the method's SynthesisConfig
+    # The synthetic negatives; None: the method's preset (SYNTHESIS_PRESETS), filled in at construction.
+    synthesis: SynthesisConfig | None = None
     data: str = ""  # ImageFolder root (ImageNet layout) or a toy world root
     image_size: int = 224
     crop_min: float = 0.2  # RandomResizedCrop's smallest scale (MoCo v2: 0.2)
@@ -80,33 +188,27 @@ class PretrainConfig:
     knn_val_per_class: int = 0
     max_unreadable_fraction: float = 0.01  # unreadable images skipped before the run is refused (checked in data.py)
 
-    def synthesis_config(self) -> SynthesisConfig:
-        """The method's preset with ``synthesis`` applied; checked again here because a
-        config may also be built directly, without :func:`load_config`."""
-        base = {"mocov2": SynthesisConfig.mocov2(), "mochi": SynthesisConfig.mochi(),
-                "synco": SynthesisConfig.synco()}[self.method]
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in _synthesis_overrides(self.synthesis).items()}
-        try:
-            cfg = dataclasses.replace(base, **values)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"bad synthesis settings: {exc}.") from None
-        # The method is a label in every results table: keep it truthful.
-        allowed = {"mocov2": set(), "mochi": {"interpolated", "mixed"}}.get(self.method)
+    def __post_init__(self) -> None:
+        """The method decides the synthesis preset and which types it may add; checked here, where every
+        config is made (:func:`load_config`'s ``OmegaConf.to_object``, or a direct call)."""
+        if self.method not in METHODS:
+            raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}.")
+        if self.synthesis is None:
+            self.synthesis = SYNTHESIS_PRESETS[self.method]()
+        allowed = _METHOD_TYPES.get(self.method)
         if allowed is not None:
-            extra = [name for name, count in zip(TYPE_NAMES, cfg.counts) if count and name not in allowed]
+            extra = [name for name, count in zip(TYPE_NAMES, self.synthesis.counts) if count and name not in allowed]
             if extra:
                 raise UserError(f"method {self.method} does not use {', '.join(extra)} negatives; "
                                 "use method=synco for other combinations (ablations).")
-        return cfg
 
     @property
     def scaled_lr(self) -> float:
         return self.lr * self.batch_size / 256
 
     def validate(self, world_size: int = 1) -> None:
-        """Checks across settings, which a type schema cannot express."""
-        if self.method not in METHODS:
-            raise UserError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}.")
+        """Checks across settings, which a type schema cannot express (the method's, and the synthesis
+        node's own, are made at construction)."""
         if self.arch not in ARCHS:
             raise UserError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}.")
         if self.batch_size < 1 or self.batch_size % world_size:
@@ -129,7 +231,6 @@ class PretrainConfig:
             raise UserError("knn_every, knn_train_per_class and knn_val_per_class must be >= 0.")
         if self.epochs < 1 or self.image_size < 16 or self.temperature <= 0 or not 0 <= self.momentum < 1:
             raise UserError("epochs >= 1, image_size >= 16, temperature > 0 and 0 <= momentum < 1 are required.")
-        self.synthesis_config()
 
     def resolved_bn_splits(self, world_size: int) -> int:
         """Split-BN slices on one device: like MoCo's 8 GPUs, but never slices of
@@ -167,7 +268,8 @@ class PretrainConfig:
         return recipe_deviations(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data, the stored form (:func:`config_from_dict` reads it back)."""
+        return {**dataclasses.asdict(self), "synthesis": self.synthesis.to_dict()}
 
 
 #: The published recipe's value of each setting that a run may change at the cost of comparability with
@@ -192,34 +294,23 @@ def method_label(method: str, deviations: Mapping[str, Mapping[str, Any]]) -> st
     return f"{method}[{tags}]"
 
 
-_TYPES = get_type_hints(PretrainConfig)
-_SYNTHESIS_TYPES = get_type_hints(SynthesisConfig)
-# Every field required-but-missing (``???``) rather than defaulted: a field the user did not
-# give stays missing, so the stored overrides are exactly what was given, and ``null`` is refused.
-_SynthesisOverrides = dataclasses.make_dataclass(
-    "SynthesisOverrides", [(name, tp, field(default=MISSING)) for name, tp in _SYNTHESIS_TYPES.items()])
 # omegaconf turns 1, "yes" or "on" into true; a YAML/command-line bool must be written as one.
-_BOOLS = tuple(name for name, tp in _TYPES.items() if tp is bool)
+_BOOLS = tuple(name for name, tp in get_type_hints(PretrainConfig).items() if tp is bool)
 _CHECKPOINT = "the checkpoint's config does not fit this version of synco-bench: "
+_MAPPING = "a mapping of names to values (e.g. synthesis.n_hard=512)"
 
 
-def _synthesis_overrides(values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
-    """``values`` type-checked against SynthesisConfig's fields, in their given order.
-
-    Only the given keys are kept: checkpoints store what was overridden, not
-    the method's defaults (``{}`` when nothing was), and ``--print-config``
-    shows the preset's ``synthesis:`` block as written.
-    """
-    try:
-        checked = OmegaConf.merge(OmegaConf.structured(_SynthesisOverrides), values)
-        plain = OmegaConf.to_container(checked)
-    except OmegaConfBaseException as exc:
-        raise user_error(exc, _SYNTHESIS_TYPES, "synthesis.", where) from None
-    except (TypeError, ValueError):  # not a mapping at all (a config built directly)
-        raise UserError(f"{where}setting synthesis must be {expected(_TYPES['synthesis'], values)}, "
-                        f"got {values!r}.") from None
-    # A given ``???`` leaves the field as it was, as it does for a top-level setting.
-    return {key: plain[key] for key in values if not OmegaConf.is_missing(checked, key)}
+def _schema() -> DictConfig:
+    """:class:`PretrainConfig` as an omegaconf schema whose ``synthesis`` node is typed but has every field
+    missing (``???``): sources fill in what they give, and :func:`_to_config` takes the rest from the preset
+    of the method, whichever source set it (a preset's ``synthesis:`` block stays valid under ``method=``)."""
+    cfg = OmegaConf.structured(PretrainConfig)
+    node = OmegaConf.structured(SynthesisConfig)
+    OmegaConf.set_readonly(node, None)  # frozen as a value; writable while the sources merge
+    for key in node:
+        node[key] = MISSING
+    cfg.synthesis = node
+    return cfg
 
 
 def _check_bools(values: Mapping[str, Any], where: str = "") -> None:
@@ -232,22 +323,79 @@ def _check_bools(values: Mapping[str, Any], where: str = "") -> None:
 def _merge(cfg: DictConfig, source: Mapping[str, Any], where: str = "") -> DictConfig:
     """``cfg`` with ``source`` merged on top; omegaconf checks keys and converts types."""
     _check_bools(source, where)
+    if "synthesis" in source and not isinstance(source["synthesis"], Mapping):  # omegaconf names no key
+        raise UserError(f"{where}setting synthesis must be {_MAPPING}, got {source['synthesis']!r}.")
     try:
-        merged = OmegaConf.merge(cfg, source)
+        return OmegaConf.merge(cfg, source)
     except OmegaConfBaseException as exc:
-        raise user_error(exc, _TYPES, where=where) from None
-    _synthesis_overrides(source.get("synthesis", {}), where)  # now, to name the source of a mistake
-    return merged
+        raise user_error(exc, where) from None
 
 
 def _to_config(cfg: DictConfig, where: str = "") -> PretrainConfig:
-    """The dataclass, with interpolations resolved and ``synthesis`` type-checked."""
+    """The dataclass: interpolations resolved, the synthesis fields nobody gave taken from the method's
+    preset, and every check made (omegaconf's types, then :class:`SynthesisConfig`'s and
+    :class:`PretrainConfig`'s ``__post_init__``)."""
     try:
-        out = OmegaConf.to_object(cfg)
+        method = cfg.method
+        if method not in METHODS:
+            raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+        preset = SYNTHESIS_PRESETS[method]()
+        for key in cfg.synthesis:
+            if OmegaConf.is_missing(cfg.synthesis, key):  # also a given ``???``: it leaves the field as it was
+                cfg.synthesis[key] = getattr(preset, key)
+        return OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
-        raise user_error(exc, _TYPES, where=where) from None
-    out.synthesis = _synthesis_overrides(out.synthesis, where)
-    return out
+        raise user_error(exc, where) from None
+    except ValueError as exc:  # SynthesisConfig's own checks
+        raise UserError(f"{where}bad synthesis settings: {exc}.") from None
+    except UserError as exc:
+        raise UserError(f"{where}{exc}") from None
+
+
+def expected(tp: Any, value: Any) -> str:
+    """What a value of type ``tp`` must look like, in words (``value`` is what was given)."""
+    if tp is bool:
+        return "true or false"
+    if tp is int and isinstance(value, float):
+        return "a whole number"
+    if tp in (int, float):
+        return "a number"
+    if tp is str:
+        return "text"
+    if get_origin(tp) is tuple:
+        return f"a list of {len(get_args(tp))} numbers"
+    if dataclasses.is_dataclass(tp):
+        return _MAPPING
+    return getattr(tp, "__name__", str(tp))
+
+
+def _node_types(path: list[str]) -> dict[str, Any]:
+    """Field types of the schema node at ``path`` (``[]``: the top level, ``["synthesis"]``)."""
+    schema: Any = PretrainConfig
+    for part in path:
+        tp = get_type_hints(schema).get(part)
+        schema = next((arg for arg in get_args(tp) if dataclasses.is_dataclass(arg)), tp)  # X | None: X
+        if not dataclasses.is_dataclass(schema):
+            return {}
+    return get_type_hints(schema)
+
+
+def user_error(exc: OmegaConfBaseException, where: str = "") -> UserError:
+    """One sentence from omegaconf's multi-line report: which setting, what it must be, what it got.
+
+    Shared by presets, ``key=value`` overrides and configs read back from checkpoints; ``where`` names the
+    source (a preset file).
+    """
+    key = str(exc.full_key or exc.key or "")
+    *path, name = key.split("[")[0].split(".")
+    types, prefix = _node_types(path), "".join(f"{part}." for part in path)
+    if isinstance(exc, ConfigKeyError) and name not in types:
+        return UserError(f"{where}unknown setting {prefix + name!r}; known: {', '.join(sorted(types))}.")
+    if isinstance(exc, ValidationError) and name in types:
+        tp = get_args(types[name])[0] if "[" in key else types[name]  # an element of a range
+        return UserError(f"{where}setting {key} must be {expected(tp, exc.value)}, got {exc.value!r}.")
+    reason = str(exc.msg or exc).splitlines()[0].rstrip(".")  # e.g. a broken ${...} interpolation
+    return UserError(f"{where}bad setting {key or '(none)'}: {reason}.")
 
 
 def _dotlist(overrides: list[str]) -> list[dict[str, Any]]:
@@ -299,7 +447,7 @@ def preset_path(name: str) -> Path:
 
 def load_config(preset: str | None = None, overrides: list[str] | None = None) -> PretrainConfig:
     """Build a config from a preset name or YAML file plus overrides (later ones win)."""
-    cfg = OmegaConf.structured(PretrainConfig)
+    cfg = _schema()
     if preset:
         path = preset_path(preset)
         cfg = _merge(cfg, _read_preset(path), f"{path}: ")
@@ -309,8 +457,13 @@ def load_config(preset: str | None = None, overrides: list[str] | None = None) -
 
 
 def config_from_dict(values: dict[str, Any]) -> PretrainConfig:
-    """Rebuild a config stored in a checkpoint (unknown keys are an error)."""
-    return _to_config(_merge(OmegaConf.structured(PretrainConfig), _upgrade(values), _CHECKPOINT), _CHECKPOINT)
+    """Rebuild a config stored in a checkpoint (unknown keys are an error).
+
+    Checkpoints written before issue 20 store under ``synthesis`` only the fields a run overrode (``{}``
+    when none); the fields they leave out start missing here and take the method's preset, as they did
+    then, so such a run resumes with the same values and trains bit for bit as it would have.
+    """
+    return _to_config(_merge(_schema(), _upgrade(values), _CHECKPOINT), _CHECKPOINT)
 
 
 def _upgrade(values: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 One InfoNCE loss (positive at column 0, then the queue, then any synthetic
 negatives) and the queue of keys it draws negatives from. The three methods
-differ only in the :class:`~synco.pretrain.synthesis_config.SynthesisConfig` passed in; with
+differ only in the :class:`~synco.pretrain.config.SynthesisConfig` passed in; with
 all counts 0, or during warm-up, this is exactly MoCo v2.
 
 Queue layout: ``(K, d)``, one key per row. Enqueueing a batch writes one
@@ -19,8 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from synco.pretrain.config import SynthesisConfig
 from synco.pretrain.synthesis import synthetic_logits
-from synco.pretrain.synthesis_config import SynthesisConfig
 
 __all__ = ["Queue", "info_nce", "hardness_diagnostics"]
 

@@ -1,4 +1,5 @@
-"""Training metrics: running means per step, a JSONL file (one object per logged step) and TensorBoard.
+"""Training metrics: running means per step, a JSONL file (one object per logged step), TensorBoard, and the
+progress shown while it runs (tqdm on a terminal, :class:`LineProgress` in a log file).
 
 The JSONL file is the machine-readable record (``jq``, pandas); on resume,
 lines past the checkpoint's step are dropped so that the file describes the
@@ -12,6 +13,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
@@ -112,6 +114,41 @@ class StepMeter:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class LineProgress:
+    """tqdm's place (the same ``set_postfix``, ``update``, ``close``) when stderr is not a terminal.
+
+    Why: tqdm redraws its bar with carriage returns, which a log file (a bench stage's log, CI's) keeps as one
+    ever-growing line. This writes a plain line instead: ``epoch 1/200: step 120/5004, loss 7.812, lr 0.0300,
+    ips 812, wait 3%, 30 s``, at most every ``interval`` seconds, and at the end of the epoch (or where it
+    stopped).
+    """
+
+    def __init__(self, total: int, desc: str, file: TextIO, interval: float = 30.0):
+        self.total, self.desc, self.file, self.interval = total, desc, file, interval
+        self.n = self.written = 0
+        self.postfix: dict[str, object] = {}
+        self.t_start = self.t_line = time.monotonic()
+
+    def set_postfix(self, **values: object) -> None:
+        self.postfix = values
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if self.n >= self.total or now - self.t_line >= self.interval:
+            self._line(now)
+
+    def close(self) -> None:
+        if self.n != self.written:  # an epoch cut short (a stop signal, an error): where it got to
+            self._line(time.monotonic())
+
+    def _line(self, now: float) -> None:
+        values = "".join(f", {key} {value}" for key, value in self.postfix.items())
+        print(f"{self.desc}: step {self.n}/{self.total}{values}, {now - self.t_start:.0f} s", file=self.file,
+              flush=True)
+        self.written, self.t_line = self.n, now
 
 
 def _global_step(line: str) -> int:

@@ -24,10 +24,9 @@ import torchvision
 from torch import Tensor
 
 from synco.common.errors import UserError
-from synco.pretrain.config import ARCHS
+from synco.pretrain.config import ARCHS, SynthesisConfig
 from synco.pretrain.contrastive import Queue, info_nce
 from synco.pretrain.splitbn import convert_split_bn
-from synco.pretrain.synthesis_config import SynthesisConfig
 
 
 def build_encoder(arch: str, dim: int, bn_splits: int = 1) -> nn.Module:

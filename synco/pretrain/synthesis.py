@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from synco.pretrain import negatives as neg
+from synco.pretrain.config import SynthesisConfig
 from synco.pretrain.negatives import select_hardest
-from synco.pretrain.synthesis_config import SynthesisConfig
 
 __all__ = ["Draws", "Synthesis", "synthetic_logits", "synthetic_vectors"]
 

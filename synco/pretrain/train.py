@@ -27,7 +27,7 @@ from synco.pretrain.checkpoint import LAST, check_compatible, find_resume_checkp
 from synco.pretrain.config import PretrainConfig, config_from_dict
 from synco.pretrain.data import ImageFiles, ResumableBatchSampler, UnreadableImages, make_loader
 from synco.pretrain.gpu_data import pipeline_dataset
-from synco.pretrain.metrics_log import MetricsLogger, StepMeter
+from synco.pretrain.metrics_log import LineProgress, MetricsLogger, StepMeter
 from synco.pretrain.model import MomentumContrast
 from synco.pretrain.monitor import KnnMonitor, monitor_root
 from synco.pretrain.process import Interrupted, StopFlag, setup_distributed
@@ -135,7 +135,7 @@ def build_model(cfg: PretrainConfig, world: int,
     """The model on ``device``, its optimizer and memory format, as a run builds them (the GPU suite times
     the same)."""
     model = MomentumContrast(cfg.arch, cfg.dim, cfg.queue_size, cfg.momentum, cfg.temperature,
-                             cfg.synthesis_config(), bn_splits=cfg.resolved_bn_splits(world), seed=cfg.seed)
+                             cfg.synthesis, bn_splits=cfg.resolved_bn_splits(world), seed=cfg.seed)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     model.place_generator(device)
@@ -304,7 +304,10 @@ def _save(output: Path, model, optimizer, config: dict, epoch: int, step: int, g
 
 
 def _progress(enabled: bool, total: int, epoch: int, epochs: int):
+    """The epoch's progress on stderr: tqdm's bar on a terminal, plain lines in a log file (no ``\\r``)."""
     if not enabled:
         return None
-    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="step", dynamic_ncols=True,
-                mininterval=1.0, file=sys.stderr)
+    desc = f"epoch {epoch + 1}/{epochs}"
+    if not sys.stderr.isatty():
+        return LineProgress(total, desc, sys.stderr)
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, mininterval=1.0, file=sys.stderr)

@@ -122,5 +122,5 @@ def test_the_presets_hold_the_values_compared_with_the_official_commands(preset)
     assert {key: getattr(cfg, key) for key in OFFICIAL_MOCO_V2} == OFFICIAL_MOCO_V2
     assert cfg.lr_schedule == "cosine"
     if preset == "synco_200ep":
-        synth = cfg.synthesis_config()
+        synth = cfg.synthesis
         assert {key: getattr(synth, key) for key in OFFICIAL_SYNCO} == OFFICIAL_SYNCO

@@ -3,7 +3,8 @@
 MoCo's official converter calls ``torch.load(path)`` unmodified; since torch
 2.6 that means ``weights_only=True``, which refuses pickled numpy arrays. The
 project's own checkpoints claim MoCo's layout, so they must pass that reader.
-Format-1 checkpoints (numpy/Python RNG state pickled as-is) must still resume.
+Format-1 checkpoints (numpy/Python RNG state pickled as-is) must still resume, and so must checkpoints whose
+config stores only the overridden synthesis fields (before issue 20).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from synco.pretrain.checkpoint import FORMAT, LAST, load_pretrain_checkpoint, restore_rng, rng_state
-from synco.pretrain.config import load_config
+from synco.pretrain.config import SynthesisConfig, load_config
 from synco.pretrain.train import pretrain
 from tests.pretrain.test_train import TINY, _assert_same_state
 
@@ -83,21 +84,33 @@ def _as_format_1(ckpt: dict) -> dict:
     return {**ckpt, "synco": {**ckpt["synco"], "format": 1, "rng": rng}}
 
 
+def _synthesis_as_overrides(ckpt: dict) -> dict:
+    """The same checkpoint as written before issue 20: its config's ``synthesis`` holds only the fields that
+    differ from the method's preset, not every value."""
+    config = ckpt["synco"]["config"]
+    preset = SynthesisConfig.synco().to_dict()
+    overrides = {key: value for key, value in config["synthesis"].items() if value != preset[key]}
+    assert config["method"] == "synco" and 0 < len(overrides) < len(preset)
+    return {**ckpt, "synco": {**ckpt["synco"], "config": {**config, "synthesis": overrides}}}
+
+
 @pytest.mark.slow
 def test_resume_from_format_1_and_format_2_continues_bit_identically(images, tmp_path):
     reference = tmp_path / "reference"
     pretrain(_config(images, reference, "epochs=2", "keep_every=1"), progress=False)
     after_one = load_pretrain_checkpoint(reference / "checkpoint_0001.pth.tar")
-    assert after_one["epoch"] == 1
-    for fmt in (1, 2):
+    assert after_one["epoch"] == 1 and _config(images, reference).synthesis.active(1)  # epoch 2 synthesises
+    for fmt in (1, 2, "synthesis-overrides"):
         run = tmp_path / f"from-format-{fmt}"
         run.mkdir()
         if fmt == 1:
             torch.save(_as_format_1(after_one), run / LAST)
             with pytest.raises(Exception, match="Unsupported global"):  # what plain torch.load said of v1
                 torch.load(run / LAST)
-        else:
+        elif fmt == 2:
             shutil.copyfile(reference / "checkpoint_0001.pth.tar", run / LAST)
+        else:
+            torch.save(_synthesis_as_overrides(after_one), run / LAST)
         pretrain(_config(images, run, "epochs=2"), resume=True, progress=False)
         final = load_pretrain_checkpoint(run / LAST)
         _assert_same_state(load_pretrain_checkpoint(reference / LAST), final)

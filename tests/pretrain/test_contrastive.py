@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from synco.pretrain.config import SynthesisConfig
 from synco.pretrain.contrastive import Queue, hardness_diagnostics, info_nce
 from synco.pretrain.synthesis import synthetic_logits
-from synco.pretrain.synthesis_config import SynthesisConfig
 
 SMALL = SynthesisConfig(n_hard=32, n_interpolated=6, n_extrapolated=5, n_mixed=4, n_noise=3,
                         n_perturbed=2, n_adversarial=2, warmup_epochs=2)

@@ -16,8 +16,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+from synco.pretrain.config import SynthesisConfig
 from synco.pretrain.model import MomentumContrast
-from synco.pretrain.synthesis_config import SynthesisConfig
 
 BATCH, STEPS, SIZE = 8, 3, 32
 SYNTH = SynthesisConfig(n_hard=16, n_interpolated=4, n_extrapolated=4, n_mixed=4, n_noise=2, n_perturbed=2,

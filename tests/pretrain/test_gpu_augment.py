@@ -13,8 +13,15 @@ from PIL import Image, ImageFilter
 from torchvision.io import encode_jpeg
 
 from synco.pretrain.data import IMAGENET_MEAN, IMAGENET_STD, TwoViews
-from synco.pretrain.gpu_augment import JITTER, ViewParams, augment, gpu_two_crops, sample_crop, sample_two_views
-from synco.pretrain.gpu_colour import colour_jitter
+from synco.pretrain.gpu_augment import (
+    JITTER,
+    ViewParams,
+    augment,
+    colour_jitter,
+    gpu_two_crops,
+    sample_crop,
+    sample_two_views,
+)
 
 SIZES = [(256, 320), (300, 200), (224, 224)]  # (height, width)
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from synco.pretrain.config import TYPE_NAMES, SynthesisConfig
 from synco.pretrain.synthesis import synthetic_logits, synthetic_vectors
-from synco.pretrain.synthesis_config import TYPE_NAMES, SynthesisConfig
 
 SMALL = dict(n_hard=64, n_interpolated=7, n_extrapolated=6, n_mixed=5, n_noise=4,
              n_perturbed=3, n_adversarial=2)
