@@ -98,3 +98,27 @@ def test_tabulate_and_bench_tables_say_what_was_merged(tmp_path, capsys):
     report, _ = export_tables([runs], tmp_path / "tables", published=False)  # what synco bench writes
     assert _row(report)[1].n == 3 and len(report.merged) == 3
     assert (tmp_path / "tables" / "results.md").read_text().count("records of one run") == 3
+
+
+def test_the_bench_report_counts_a_backup_inside_a_run_folder_once(tmp_path):
+    """``synco bench``'s report.md: a stage's run folder that holds a copy of its own record (a backup)."""
+    from synco.pipeline.experiment import Experiment  # noqa: PLC0415 - the pipeline layer, only for this test
+    from synco.pipeline.manifest import Manifests  # noqa: PLC0415
+    from synco.pipeline.plan import Stage  # noqa: PLC0415
+    from synco.pipeline.summary import write_report  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    exp = Experiment(name="grid", output=out, tasks=["toy-linear"], seeds={"toy-linear": [0, 1, 2]},
+                     baseline="synco-20ep")
+    stages = []
+    for seed, top1 in TOP1.items():
+        run_dir = out / "transfer" / "toy-linear" / f"synco-seed{seed}"
+        record = write_record(run_dir.parent, run_dir.name, classification_record(
+            "synco", 20, seed, task="toy-linear", top1=top1, run_id=f"{seed}" * 32))
+        stages.append(Stage(f"transfer:synco:toy-linear:s{seed}", "transfer", (), meta={"run_dir": str(run_dir)}))
+    shutil.copytree(record.parent, record.parent / "backup")
+    path, _ = write_report(exp, stages, Manifests(out), {}, 1.0)
+    text = path.read_text()
+    assert "| synco-20ep | reproduced | 3 |" in text
+    assert "- 1 copied run record(s) counted once" in text
+    assert "toy-linear synco-20ep, seed 2: 2 records of one run (same run id 222222222222) counted once" in text
