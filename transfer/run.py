@@ -230,18 +230,19 @@ class Planned:
 
 def execute(output: Path, engine: Engine, prepare: Callable[[], Planned],
             train: Callable[[Planned, Recorder], RunRecord], *, resume: bool, force: bool, writes: bool = True,
-            existing: RunRecord | None | type[Ellipsis] = ...) -> RunRecord:
+            after_read: Callable[[], None] | None = None) -> RunRecord:
     """A run from start to end, the same for both engines.
 
     ``prepare`` checks every input (one :class:`UserError` naming all problems) and builds the run's record;
     bad input is a start-up refusal, which leaves nothing behind (:func:`transfer.errors.run_folder`). Then
     :func:`check_existing` decides about what the folder holds, ``--force`` clears the old run's files, the
     record is written ``running`` and ``train`` runs, ending the record through the :class:`Recorder`.
-    ``existing``: the folder's record as read before (an engine whose other processes must read it before
-    rank 0 writes); by default it is read here.
+    ``after_read``: called once the folder's record is read (an engine with several processes waits there for
+    all of them, so that none reads the ``running`` record rank 0 is about to write).
     """
-    if existing is ...:
-        existing = read_record(output)
+    existing = read_record(output)
+    if after_read is not None:
+        after_read()
     try:
         planned = prepare()
         if check_existing(existing, planned.record, output, engine, resume=resume, force=force):

@@ -67,4 +67,6 @@ def run(args: argparse.Namespace) -> int:
     if args.fmt == "csv":
         for skip in report.skipped:
             print(f"skipped {skip.path}: {skip.reason}", file=sys.stderr)
+        for merged in report.merged:  # CSV has no notes: say here which copies were counted once
+            print(f"merged: {merged.note()}", file=sys.stderr)
     return 0

@@ -95,6 +95,8 @@ def test_tabulate_and_bench_tables_say_what_was_merged(tmp_path, capsys):
     assert "| synco-20ep | reproduced | 3 |" in out
     assert out.count("records of one run (same run id") == 3
     assert "3 run(s) tabulated, 0 skipped, 3 copied record(s) of the same runs counted once" in err
+    assert main(["tabulate", str(runs), "--no-published", "--format", "csv"]) == 0  # CSV has no notes
+    assert capsys.readouterr().err.count("merged: toy-linear synco-20ep, seed") == 3
     report, _ = export_tables([runs], tmp_path / "tables", published=False)  # what synco bench writes
     assert _row(report)[1].n == 3 and len(report.merged) == 3
     assert (tmp_path / "tables" / "results.md").read_text().count("records of one run") == 3

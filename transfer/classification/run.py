@@ -32,7 +32,7 @@ from transfer.classification.semisup import run_semisup
 from transfer.classification.weights import load_weights
 from transfer.dataset_layout import classification_root
 from transfer.errors import attempt, problems_error, run_folder
-from transfer.record import RunRecord, read_record
+from transfer.record import RunRecord
 from transfer.run import Engine, Planned, Recorder, default_output, execute, versions
 from transfer.tasks import Task, get_task
 
@@ -141,10 +141,6 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
          resume: bool, force: bool, method: str | None, dataset_root, opts, trust_pickle: bool,
          pretrain_epochs: int | None, feature_cache: str | Path | None = None,
          input_style: str | None = None) -> RunRecord:
-    existing = read_record(output)
-    if world > 1:  # every rank reads the record as it was, before rank 0 writes "running" over it
-        dist.barrier()
-
     def prepare() -> Planned:
         protocol, data, prepared = _prepare(spec, weights, seed=seed, method=method, dataset_root=dataset_root,
                                             opts=opts, trust_pickle=trust_pickle, device=device,
@@ -172,4 +168,6 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
         logger.info("%s: %s", spec.name, metrics)
         return final
 
-    return execute(output, ENGINE, prepare, train, resume=resume, force=force, writes=rank == 0, existing=existing)
+    # with several processes, every rank reads the record as it was, before rank 0 writes "running" over it
+    return execute(output, ENGINE, prepare, train, resume=resume, force=force, writes=rank == 0,
+                   after_read=dist.barrier if world > 1 else None)
