@@ -64,8 +64,9 @@ class RunRecord:
     detectron2 config; ``protocol_deviations``: ``{KEY: {"expected", "actual"}}``
     (empty: on protocol); ``versions``: ``{"synco_bench", "detectron2", "torch", ...}``;
     ``iterations``: ``{"done", "planned"}``; ``metrics``: ``{"bbox": {"AP", ...}, "segm": ...}``
-    or None; ``details``: task-specific extras (may be empty). Fields not known yet (a
-    failure before training) are null.
+    or None; ``details``: task-specific extras (may be empty); ``run_id``: drawn at each start or
+    resume (copies of the record keep it; null in records written before it existed). Fields not
+    known yet (a failure before training) are null.
     """
 
     status: str
