@@ -32,7 +32,7 @@ import pandas as pd
 
 from results.columns import TableColumn, table_layout
 from results.published import published_for_tasks
-from results.runs import Collection, Skipped, deviation_signature
+from results.runs import Collection, Merged, Skipped, deviation_signature
 from results.runs import collect as collect  # re-exported: where callers found it before results.runs
 from results.stats import WelchInterval, mean_std, welch_interval
 from transfer.record import method_key
@@ -91,6 +91,7 @@ class Report:
     skipped: list[Skipped]
     baseline: str
     notes: list[str]
+    merged: list[Merged] = field(default_factory=list)  # copies of one run, counted once (see results.runs)
 
 
 def noise_verdict(delta: float, ci: WelchInterval | None, noise: float | None) -> bool | None:
@@ -128,7 +129,9 @@ def _task_cells(runs: pd.DataFrame, columns: list[TableColumn], label: str,
             notes.append(f"{label}{where}: the task is deterministic, yet its {len(seeds)} runs (seeds "
                          f"{_seeds_text(seeds)}) differ; each is counted and their spread shown, without a CI")
     elif len(set(seeds)) < len(seeds):
-        notes.append(f"{label}{where}: some seeds appear more than once ({_seeds_text(seeds)}); each run is counted")
+        # copies of one run were merged before (results.runs.count_once): these are separate runs
+        notes.append(f"{label}{where}: some seeds appear more than once ({_seeds_text(seeds)}); they are separate "
+                     "runs (different run ids, or records that differ), so each is counted")
     cells = {}
     for key, vals in values.items():
         mean, std = mean_std(vals)
@@ -253,10 +256,13 @@ def build_report(collection: Collection, baseline: str = DEFAULT_BASELINE,
     tables = [summarize_table(frame, name, tasks, baseline,
                               None if published is None else published_for_tasks(published, tasks))
               for name, tasks in layout.items()]
+    for table, tasks in zip(tables, layout.values()):
+        table.notes.extend(m.note() for m in collection.merged if m.task in tasks)
     notes = []
     if not layout:
         notes.append("no usable runs: every record found was skipped (see below)")
     elif len(frame) and not (frame["method_key"] == baseline).any():
         notes.append(f"baseline {baseline} not found among the runs; Δ omitted "
                      f"(known method keys: {', '.join(sorted(frame['method_key'].unique()))})")
-    return Report(tables=tables, skipped=collection.skipped, baseline=baseline, notes=notes)
+    return Report(tables=tables, skipped=collection.skipped, baseline=baseline, notes=notes,
+                  merged=list(collection.merged))

@@ -12,11 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
 from typing import Callable
 
 from results.aggregate import CI_LEVEL, NOISE_RULE, Cell, Report, Row, TaskTable
+from results.runs import display_path
 from transfer.record import SCHEMA
 
 FORMATS = ("md", "tex", "csv", "json")
@@ -53,14 +53,6 @@ def _footnote_key(row: Row) -> tuple:
 def _n_text(row: Row, missing: str) -> str:
     """Runs per row; "3/2" where a shared table's tasks count different runs (a table note says which)."""
     return "/".join(map(str, row.n_parts)) if row.n_parts else missing if row.n is None else str(row.n)
-
-
-def _display_path(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
 
 
 # ----------------------------------------------------------------------------- shared table grid
@@ -153,7 +145,7 @@ def to_markdown(report: Report, digits: int = 2) -> str:
     parts += [table_markdown(t, report.baseline, digits) for t in report.tables]
     if report.skipped:
         parts += [f"### Skipped runs ({len(report.skipped)})", "", "| run record | reason |", "|:--|:--|"]
-        parts += [f"| {_md(_display_path(s.path))} | {_md(s.reason)} |" for s in report.skipped]
+        parts += [f"| {_md(display_path(s.path))} | {_md(s.reason)} |" for s in report.skipped]
         parts.append("")
     return "\n".join(parts).rstrip("\n") + "\n"
 
@@ -230,7 +222,7 @@ def to_latex(report: Report, digits: int = 2) -> str:
     parts = ["% synco tabulate: needs \\usepackage{booktabs}"]
     parts += [f"% note: {n}".replace("\n", " ") for n in report.notes]
     parts += [table_latex(t, report.baseline, digits) for t in report.tables]
-    parts += [f"% skipped: {_display_path(s.path)}: {s.reason}".replace("\n", " ") for s in report.skipped]
+    parts += [f"% skipped: {display_path(s.path)}: {s.reason}".replace("\n", " ") for s in report.skipped]
     return "\n".join(parts) + "\n"
 
 

@@ -3,13 +3,23 @@
 Rows carry identity (task, method key, seed), protocol (the deviations, as a
 signature that groups runs deviating alike) and every metric as a column;
 :mod:`results.aggregate` turns them into tables.
+
+One run, one row: backups and rsync'd copies of run folders are routine, and
+counting a copy as another seed narrows the std and the CI with no new
+measurement. So records of the same run (:attr:`transfer.record.RunRecord.identity`
+and the same ``run_id``, drawn when the run started; or, for records written
+before run ids, identical content) count once, and :class:`Merged` says which
+paths were merged and which was kept. Separate runs with the same seed (a
+non-deterministic GPU rerun: a new ``run_id``) are real measurements and are
+all counted; the tables note the repeated seed. This is the one place where
+records are counted, for ``synco tabulate`` and ``synco bench`` alike.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import pandas as pd
@@ -23,10 +33,35 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Merged:
+    """Records of one run found at several paths: counted once, as ``kept``."""
+
+    task: str
+    label: str  # "synco-200ep, seed 0"
+    kept: str
+    copies: tuple[str, ...]
+    why: str  # how they are known to be one run
+
+    def note(self) -> str:
+        return (f"{self.label}: {len(self.copies) + 1} records of one run ({self.why}) counted once: kept "
+                f"{display_path(self.kept)}; merged {', '.join(map(display_path, self.copies))}")
+
+
 @dataclass
 class Collection:
     frame: pd.DataFrame
     skipped: list[Skipped]
+    merged: list[Merged] = field(default_factory=list)
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the working folder when it lies inside it (shorter in notes and tables), else as is."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
 
 
 def deviation_signature(deviations: dict[str, Any]) -> str:
@@ -61,8 +96,33 @@ def records_frame(records: Iterable[tuple[str, RunRecord]]) -> pd.DataFrame:
     return frame
 
 
+def _copy_key(record: RunRecord) -> tuple[str, str]:
+    """Equal for records of one run, and only for them (see the module docstring)."""
+    if record.run_id is not None:
+        # the metrics too: one id with two results is not a copy (an edited record), and must not vanish
+        return "id", json.dumps([record.identity, record.run_id, record.metrics], sort_keys=True, default=str)
+    return "content", json.dumps(record.to_json(), sort_keys=True, default=str)
+
+
+def count_once(usable: list[tuple[str, RunRecord]]) -> tuple[list[tuple[str, RunRecord]], list[Merged]]:
+    """``usable`` with each run once (its first path in order kept), and what was merged."""
+    groups: dict[tuple[str, str], list[tuple[str, RunRecord]]] = {}
+    for path, record in usable:
+        groups.setdefault(_copy_key(record), []).append((path, record))
+    merged = []
+    for (kind, _), group in groups.items():
+        if len(group) > 1:
+            (kept, record), copies = group[0], tuple(path for path, _ in group[1:])
+            why = (f"same run id {record.run_id[:12]}" if kind == "id"
+                   else "identical records without a run id, written before run ids existed")
+            merged.append(Merged(record.task, f"{record.task} {record.method_key}, seed {record.seed}", kept,
+                                 copies, why))
+    return [group[0] for group in groups.values()], merged
+
+
 def collect(roots: Iterable[str | os.PathLike]) -> Collection:
-    """Read every record under ``roots``; usable ones become rows, the rest :class:`Skipped`."""
+    """Read every record under ``roots``; usable ones become rows (each run once, see :func:`count_once`),
+    the rest :class:`Skipped`."""
     usable: list[tuple[str, RunRecord]] = []
     skipped: list[Skipped] = []
     for path in find_records(roots):
@@ -76,4 +136,5 @@ def collect(roots: Iterable[str | os.PathLike]) -> Collection:
             usable.append((str(path), record))
         else:
             skipped.append(Skipped(str(path), reason))
-    return Collection(records_frame(usable), skipped)
+    counted, merged = count_once(usable)
+    return Collection(records_frame(counted), skipped, merged)

@@ -1,28 +1,21 @@
-"""What a run is called, and the depth the protocols require: facts both engines (detection and
-classification) share, kept free of torch and detectron2 so either may import them."""
+"""What the weights modules of both engines share about a checkpoint: the depth the protocols require and
+the converter's record of where a ``.pkl`` came from.
+
+What a run is called (``file_label``, ``run_label``) moved to the run skeleton, :mod:`transfer.run`;
+``file_label`` is imported from there for the weights modules that find it here.
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from transfer.convert.settings import sidecar_path
+from transfer.run import file_label as file_label  # noqa: F401 - re-exported for the weights modules
 
 PROTOCOL_DEPTH = 50  # every protocol here (R50-C4, the ImageNet linear / semi-supervised / kNN ones) is ResNet-50
-_CHECKPOINT_SUFFIX = re.compile(r"(\.pth\.tar|\.pth|\.pt|\.ckpt|\.tar|\.bin|\.torch|\.pkl)$")
-
-
-def file_label(path: Path) -> str:
-    """``mocov2_800ep.pth.tar`` -> ``mocov2_800ep``."""
-    return _CHECKPOINT_SUFFIX.sub("", path.name) or path.name
-
-
-def run_label(weights: str, method: str | None) -> str:
-    """The method label known without reading the weights: ``--method``, else the file name."""
-    return method or (weights if weights in ("random", "msra") else file_label(Path(weights)))
 
 
 def sidecar_source(pkl: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 import os
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +35,7 @@ SCHEMA = "synco-bench/transfer-run/1"
 RECORD_NAME = "run_record.json"
 STATUSES = ("running", "complete", "failed", "interrupted")
 FINAL_STATUSES = ("complete", "failed", "interrupted")
-OPTIONAL_KEYS = ("details",)  # added after the schema's first release; absent in older records
+OPTIONAL_KEYS = ("details", "run_id")  # added after the schema's first release; absent in older records
 
 
 class RecordError(ValueError):
@@ -43,6 +44,11 @@ class RecordError(ValueError):
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    """A fresh id for one start (or resume) of a run: a copied folder or record file keeps it, a rerun does not."""
+    return uuid.uuid4().hex
 
 
 def method_key(method: str, pretrain_epochs: int | None) -> str:
@@ -58,8 +64,9 @@ class RunRecord:
     detectron2 config; ``protocol_deviations``: ``{KEY: {"expected", "actual"}}``
     (empty: on protocol); ``versions``: ``{"synco_bench", "detectron2", "torch", ...}``;
     ``iterations``: ``{"done", "planned"}``; ``metrics``: ``{"bbox": {"AP", ...}, "segm": ...}``
-    or None; ``details``: task-specific extras (may be empty). Fields not known yet (a
-    failure before training) are null.
+    or None; ``details``: task-specific extras (may be empty); ``run_id``: drawn at each start or
+    resume (copies of the record keep it; null in records written before it existed). Fields not
+    known yet (a failure before training) are null.
     """
 
     status: str
@@ -80,6 +87,10 @@ class RunRecord:
     # Task-specific facts beyond the table's numbers (a semi-supervised sweep's every point,
     # the chosen backbone lr, a feature cache's digest). Optional: records from before it load.
     details: dict[str, Any] = field(default_factory=dict)
+    # Drawn when a run starts or resumes (never on reuse of a finished one), so that ``synco tabulate`` can tell
+    # a copy of a run (a backup, an rsync'd folder: same id) from a genuine rerun with the same seed (a new id).
+    # Optional: records from before it load with None (their copies are recognised by identical content).
+    run_id: str | None = field(default_factory=new_run_id)
 
     # ------------------------------------------------------------------ writing
 
@@ -120,6 +131,9 @@ class RunRecord:
             raise RecordError(f"missing key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
         values = {name: obj[name] for name in names if name in obj}
         values["details"] = _mapping(values.get("details") or {}, "details")
+        values["run_id"] = values.get("run_id")
+        if values["run_id"] is not None and not (isinstance(values["run_id"], str) and values["run_id"].strip()):
+            raise RecordError(f"run_id must be a non-empty string or null, not {values['run_id']!r}")
         _check_identity(values)
         values["protocol_deviations"] = _mapping(values["protocol_deviations"] or {}, "protocol_deviations")
         values["iterations"] = _iterations(values["iterations"])
@@ -136,6 +150,15 @@ class RunRecord:
     @property
     def method_key(self) -> str:
         return method_key(self.method or "", self.pretrain_epochs)
+
+    @property
+    def identity(self) -> tuple[str, str | None, int | None, str | None]:
+        """What makes two runs the same run: ``(task, weights sha256, seed, resolved-config digest)``.
+
+        Random weights have no file to hash: their path (``random``) stands in for it, and the seed draws them.
+        """
+        return (self.task, self.weights.get("sha256") or self.weights.get("path"), self.seed,
+                self.config.get("sha256"))
 
     @property
     def on_protocol(self) -> bool:

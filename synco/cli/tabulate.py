@@ -17,6 +17,8 @@ _EPILOG = """\
 Every run_record.json under RUN_DIR is read. Rows: one per method key
 (method-<epochs>ep), averaged over seeds; runs off protocol get rows of their
 own. Failed, partial and corrupt records are listed as skipped, never averaged.
+Copies of one run (a backup, an rsync'd folder) count once, with a note naming
+the paths merged; separate runs with the same seed are each counted.
 Δ is against --baseline with a 95% Welch CI; ≈ marks a Δ within run-to-run
 noise (the rule is printed under every table). Published numbers from
 results/published.csv appear as "reported" rows beside matching tasks.
@@ -59,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output or result.plots:
         targets = ([args.output] if args.output else []) + [str(p) for p in result.plots]
         print(f"wrote {', '.join(targets)}", file=sys.stderr)
-    print(f"{used} run(s) tabulated, {len(report.skipped)} skipped", file=sys.stderr)
+    copies = sum(len(m.copies) for m in report.merged)
+    merged = f", {copies} copied record(s) of the same runs counted once (see the notes)" if copies else ""
+    print(f"{used} run(s) tabulated, {len(report.skipped)} skipped{merged}", file=sys.stderr)
     if args.fmt == "csv":
         for skip in report.skipped:
             print(f"skipped {skip.path}: {skip.reason}", file=sys.stderr)
+        for merged in report.merged:  # CSV has no notes: say here which copies were counted once
+            print(f"merged: {merged.note()}", file=sys.stderr)
     return 0

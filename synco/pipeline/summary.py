@@ -45,6 +45,7 @@ def write_report(exp: Experiment, stages: list[Stage], manifests: Manifests, out
         f"- this run: {_fmt_seconds(wall_seconds)} wall-clock; "
         f"{sum(o == 'complete' for o in outcome.values())} stage(s) ran, "
         f"{sum(o == 'reused' for o in outcome.values())} reused from earlier runs",
+        *_merged_line(report),
         "",
         "## Stages",
         "",
@@ -80,6 +81,13 @@ def write_report(exp: Experiment, stages: list[Stage], manifests: Manifests, out
     path = exp.output / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path, [str(p) for p in [*written, *curve_files]]
+
+
+def _merged_line(report) -> list[str]:
+    """Copies of one run's record (a backup inside the output folder) count once; say so where it happened."""
+    copies = sum(len(m.copies) for m in report.merged) if report is not None else 0
+    return [f"- {copies} copied run record(s) counted once, as one run each (the notes under the tables "
+            "name the paths merged)"] if copies else []
 
 
 def _recipe_section(exp: Experiment) -> list[str]:

@@ -82,7 +82,7 @@ def test_unfinished_records_parse_but_are_excluded():
 
 
 def test_the_schema_is_the_dataclass_and_round_trips(tmp_path):
-    obj = make_record(task="toy-coco")
+    obj = make_record(task="toy-coco", run_id="5" * 32)
     record = parse_record(obj)
     assert list(record.to_json()) == ["schema"] + [f.name for f in dataclasses.fields(RunRecord)]
     assert set(record.to_json()) == set(obj) and record.to_json() == obj
@@ -96,6 +96,16 @@ def test_a_record_from_before_details_existed_still_loads():
     assert parse_record(old).details == {}
     with pytest.raises(RecordError, match="details is not an object"):
         parse_record({**old, "details": [1, 2]})
+
+
+def test_a_record_from_before_run_ids_loads_without_one_and_a_new_run_draws_one():
+    old = make_record(task="toy-voc")
+    assert "run_id" not in old and parse_record(old).run_id is None  # not a fresh id: copies must stay equal
+    with pytest.raises(RecordError, match="run_id must be a non-empty string"):
+        parse_record({**old, "run_id": 7})
+    fresh = [RunRecord("running", None, "toy-voc", "synco", None, 0) for _ in range(2)]
+    assert fresh[0].run_id and fresh[0].run_id != fresh[1].run_id
+    assert fresh[0].finished("failed", error="x").run_id == fresh[0].run_id
 
 
 def test_a_record_of_another_schema_version_is_refused_in_one_sentence(tmp_path):

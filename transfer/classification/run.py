@@ -1,16 +1,14 @@
 """``run_classification``: evaluate a checkpoint on a classification task, with the detection runs' lifecycle.
 
-The same steps as :func:`transfer.run.run_transfer`, without detectron2:
+The lifecycle is the skeleton both engines share (:func:`transfer.run.execute`):
 every input (task, overrides, dataset, subset file, kNN memory, weights) is
-checked before work starts and all problems are reported in one message,
-which also lands in a ``failed`` record; the record is written ``running``,
-then ``complete`` / ``failed`` / ``interrupted``. A complete run with the
-same protocol, weights and seed is a no-op returning its record; another
-complete run in the folder is refused; ``resume`` continues from the last
-per-epoch checkpoint and is refused when the protocol values, weights or
-seed differ; ``force`` starts over (the feature cache is kept: it is keyed
-by content). Multi-GPU: start it under ``torchrun`` (one process per GPU);
-rank 0 writes the record.
+checked before work starts and all problems are reported in one message; the
+record is written ``running``, then ``complete`` / ``failed`` / ``interrupted``;
+a run already in the folder is reused, refused, resumed (from the last
+per-epoch checkpoint) or replaced (``force``; the feature cache is kept: it is
+keyed by content) by the one rule of :func:`transfer.run.check_existing`. This
+module supplies the protocol, the training and the evaluation. Multi-GPU: start
+it under ``torchrun`` (one process per GPU); rank 0 writes the record.
 """
 
 from __future__ import annotations
@@ -18,16 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torchvision
 
-from synco import __version__
-from synco.common.atomic import atomic_write_text
 from synco.common.errors import UserError
 from transfer.classification.data import check_dataset
 from transfer.classification.knn import check_bank_memory, run_knn
@@ -37,25 +31,19 @@ from transfer.classification.protocol import differing_keys, load_protocol, prot
 from transfer.classification.semisup import run_semisup
 from transfer.classification.weights import load_weights
 from transfer.dataset_layout import classification_root
-from transfer.errors import attempt, problems_error, recording_the_end, refused, run_folder
-from transfer.labels import run_label
-from transfer.record import RunRecord, read_record, write_record
+from transfer.errors import attempt, problems_error, run_folder
+from transfer.record import RunRecord
+from transfer.run import Engine, Planned, Recorder, default_output, execute, versions
 from transfer.tasks import Task, get_task
 
 logger = logging.getLogger("transfer.classification")
 
-DEFAULT_OUTPUT_ROOT = Path("runs/transfer")
 RUNNERS = {"knn": run_knn, "linear": run_linear, "semisup": run_semisup}
-_ARTEFACTS = (CHECKPOINT, "sweep")
+_ARTEFACTS = (CHECKPOINT, "sweep")  # what a resume continues from (the feature cache is not: keyed by content)
 FEATURE_CACHE_ENV = "SYNCO_FEATURE_CACHE"  # a folder shared by runs (keyed by content), else OUTPUT/features
-
-
-def versions() -> dict[str, str]:
-    return {"synco_bench": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__}
-
-
-def default_output(task: str, weights: str, method: str | None, seed: int) -> Path:
-    return DEFAULT_OUTPUT_ROOT / task / f"{run_label(weights, method)}-seed{seed}"
+# differing_keys leaves out the runtime keys (workers, batch size of feature extraction, ...): they change how a
+# run computes, not what, so a run that differs only there is the same run
+ENGINE = Engine(logger=logger, config_changes=differing_keys, progress=_ARTEFACTS, artefacts=_ARTEFACTS)
 
 
 def _device(num_gpus: int | None) -> torch.device:
@@ -71,35 +59,6 @@ def _device(num_gpus: int | None) -> torch.device:
         torch.cuda.set_device(index)
         return torch.device("cuda", index)
     return torch.device("cpu")
-
-
-def _check_existing(existing: RunRecord | None, record: RunRecord, output: Path, *, resume: bool,
-                    force: bool) -> bool:
-    """True if ``output`` already holds this very run, complete (nothing to do); UserError when it must not
-    be touched."""
-    if existing is None or force:
-        return False
-    changes = differing_keys(existing.config.get("dump") or "", record.config["dump"])
-    if existing.weights.get("sha256") != record.weights["sha256"] or existing.weights.get("path") != \
-            record.weights["path"]:
-        changes.append(f"weights: {existing.weights.get('path')} -> {record.weights['path']}")
-    if existing.task != record.task:
-        changes.insert(0, f"task: {existing.task} -> {record.task}")
-    if existing.seed != record.seed:
-        changes.append(f"seed: {existing.seed} -> {record.seed}")
-    if existing.status == "complete":
-        if not changes:
-            return True
-        raise UserError(f"{output} holds a complete run with other values ({'; '.join(changes)}); "
-                        "choose another --output, or pass --force to replace it")
-    if resume and existing.config.get("dump") and changes:
-        raise UserError(f"cannot resume: {output} was started with other protocol values "
-                        f"({'; '.join(changes)}); use the same settings, or --force to start over")
-    unfinished = existing.status == "running" or any((output / name).exists() for name in _ARTEFACTS)
-    if not resume and unfinished:
-        raise UserError(f"{output} holds an unfinished run (status {existing.status}); "
-                        "pass --resume to continue it or --force to start over")
-    return False
 
 
 def _prepare(spec: Task, weights: str, *, seed: int, method: str | None, dataset_root, opts, trust_pickle: bool,
@@ -182,11 +141,7 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
          resume: bool, force: bool, method: str | None, dataset_root, opts, trust_pickle: bool,
          pretrain_epochs: int | None, feature_cache: str | Path | None = None,
          input_style: str | None = None) -> RunRecord:
-    """Why long: the record's lifecycle (check, write running, run, write the end) reads best in one piece."""
-    existing = read_record(output)
-    if world > 1:  # every rank reads the record as it was, before rank 0 writes "running" over it
-        dist.barrier()
-    try:
+    def prepare() -> Planned:
         protocol, data, prepared = _prepare(spec, weights, seed=seed, method=method, dataset_root=dataset_root,
                                             opts=opts, trust_pickle=trust_pickle, device=device,
                                             input_style=input_style)
@@ -195,40 +150,24 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
                            weights=prepared.record(), config={"dump": protocol.dump(), "sha256": protocol.sha256()},
                            protocol_deviations=protocol_deviations(protocol, spec), world_size=world,
                            versions=versions(), iterations={"done": 0, "planned": _planned(spec, protocol)})
-        if _check_existing(existing, record, output, resume=resume, force=force):
-            logger.warning("%s: already complete with these values; not re-running (pass --force to redo it)",
-                           output)
-            return existing
-    except UserError as exc:  # bad input: nothing of this run is written (see transfer.errors.run_folder)
-        raise refused(exc) from None
-    if force and not resume and rank == 0:
-        for name in _ARTEFACTS:
-            path = output / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    for key, change in record.protocol_deviations.items():
-        logger.warning("protocol deviation %s: expected %r, actual %r", key, change["expected"], change["actual"])
-    state = {"record": record}
+        return Planned(record, record.config["dump"], (protocol, data, prepared))
 
-    def progress(done: int) -> None:
-        state["record"] = state["record"].with_done(done)
-        if rank == 0:
-            write_record(output, state["record"])
+    def train(planned: Planned, recorder: Recorder) -> RunRecord:
+        protocol, data, prepared = planned.state
+        cache = Path(feature_cache or os.environ.get(FEATURE_CACHE_ENV) or output / "features")
+        job = Job(protocol, data, prepared, output, seed, device, cache, recorder.progress)
 
-    def end(status: str, error: str | None = None, metrics=None) -> RunRecord:
-        final = state["record"].finished(status, metrics=metrics, error=error, details=job.details)
-        if rank == 0:
-            write_record(output, final)
+        def end(status: str, error: str | None = None, metrics=None) -> RunRecord:
+            return recorder.end(status, error, metrics, details=job.details)
+
+        logger.info("%s: weights %s (%s, %s pretraining epochs) on %s, world size %d", spec.name, prepared.path,
+                    recorder.record.method, recorder.record.pretrain_epochs, device, world)
+        with recorder.recording(lambda: f"{recorder.record.iterations['done']} epochs", end):
+            metrics = RUNNERS[spec.kind](job, resume=resume)
+        final = end("complete", metrics=metrics)
+        logger.info("%s: %s", spec.name, metrics)
         return final
 
-    if rank == 0:
-        atomic_write_text(output / "config.yaml", record.config["dump"])
-        write_record(output, record)
-    cache = Path(feature_cache or os.environ.get(FEATURE_CACHE_ENV) or output / "features")
-    job = Job(protocol, data, prepared, output, seed, device, cache, progress)
-    logger.info("%s: weights %s (%s, %s pretraining epochs) on %s, world size %d", spec.name, prepared.path,
-                record.method, record.pretrain_epochs, device, world)
-    with recording_the_end(end, lambda: f"{state['record'].iterations['done']} epochs"):
-        metrics = RUNNERS[spec.kind](job, resume=resume)
-    final = end("complete", metrics=metrics)
-    logger.info("%s: %s", spec.name, metrics)
-    return final
+    # with several processes, every rank reads the record as it was, before rank 0 writes "running" over it
+    return execute(output, ENGINE, prepare, train, resume=resume, force=force, writes=rank == 0,
+                   after_read=dist.barrier if world > 1 else None)

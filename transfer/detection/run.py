@@ -8,16 +8,17 @@ there is an output folder. Then detectron2's ``launch`` starts one process per G
 in-process on CPU) and :func:`_worker` trains, evaluates and writes the
 final record from rank 0.
 
-Re-running a finished run (status ``complete``, same config hash) is a no-op
-that returns the existing record; ``force=True`` starts over, ``resume=True``
-continues an interrupted or failed run from detectron2's last checkpoint.
+What happens to a run already in the output folder (reused, refused,
+resumed from detectron2's last checkpoint, or replaced with ``force``), and
+the record from ``running`` to its end, are the skeleton's that both engines
+share (:func:`transfer.run.execute`); this module supplies the config, the
+training and the evaluation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,22 +29,20 @@ from detectron2.engine import launch
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 
-from synco.common.atomic import atomic_write_text
 from synco.common.errors import UserError
 from transfer.detection.coco_fast import faster_coco_eval_version, faster_cocoeval_class
 from transfer.detection.datasets import check_contents, check_layout, default_root, register_datasets
 from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
-from transfer.detection.run_config import build_config, config_dump, diff_dumps, protocol_deviations
-from transfer.errors import TransferFailed, attempt, problems_error, recording_the_end, refused, run_folder
-from transfer.labels import PROTOCOL_DEPTH, run_label
-from transfer.record import RunRecord, read_record, write_record
+from transfer.detection.run_config import build_config, config_changes, config_dump, protocol_deviations
+from transfer.errors import TransferFailed, attempt, problems_error, run_folder
+from transfer.labels import PROTOCOL_DEPTH
+from transfer.record import RunRecord, read_record
+from transfer.run import Engine, Planned, Recorder, default_output, execute, versions
 from transfer.tasks import Task, get_task
-from transfer.versions import base_versions
 from transfer.weights import prepare_weights
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_OUTPUT_ROOT = Path("runs/transfer")
 _D2_ARTEFACTS = ("last_checkpoint", "model_*.pth", "metrics.json", "events.out.tfevents.*", "inference")
 
 
@@ -54,18 +53,9 @@ class TransferJob:
     task: str
     cfg: Any  # frozen CfgNode
     dataset_root: str
-    record: RunRecord
+    recorder: Recorder  # rank 0's writes the record; the others keep theirs in memory
     resume: bool
     console: bool
-
-
-def versions() -> dict[str, str]:
-    """What produced a number: recorded in every run record."""
-    return {**base_versions(), "detectron2": detectron2.__version__}
-
-
-def default_output(task: str, weights: str, method: str | None, seed: int) -> Path:
-    return DEFAULT_OUTPUT_ROOT / task / f"{run_label(weights, method)}-seed{seed}"
 
 
 def _devices(num_gpus: int | None, amp: bool) -> tuple[str, int]:
@@ -81,33 +71,8 @@ def _devices(num_gpus: int | None, amp: bool) -> tuple[str, int]:
     return ("cuda" if cuda else "cpu"), num_gpus
 
 
-def _clear_detectron2_outputs(output: Path) -> None:
-    """``force``: a fresh run must not resume from, or append to, the previous one's files."""
-    for pattern in _D2_ARTEFACTS:
-        for path in output.glob(pattern):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-def _check_existing(existing: RunRecord | None, sha: str, dump: str, output: Path, *,
-                    resume: bool, force: bool) -> bool:
-    """True if the run in ``output`` is already complete with this config (nothing to do)."""
-    if existing is None or force:
-        return False
-    same = existing.config.get("sha256") == sha
-    if existing.status == "complete":
-        if same:
-            return True
-        changes = diff_dumps(existing.config["dump"], dump)
-        raise UserError(f"{output} holds a complete run of another config ({changes}); "
-                        "choose another --output, or pass --force to replace it")
-    if resume and existing.config.get("dump") and not same:
-        raise UserError(f"cannot resume: {output} was started with another config "
-                        f"({diff_dumps(existing.config['dump'], dump)}); use the same settings, or --force")
-    status = existing.status
-    if not resume and (status == "running" or (output / "last_checkpoint").is_file()):
-        raise UserError(f"{output} holds an unfinished run (status {status}: still running, stopped or failed); "
-                        "pass --resume to continue it or --force to start over")
-    return False
+ENGINE = Engine(logger=logger, config_changes=config_changes, progress=("last_checkpoint",),
+                artefacts=_D2_ARTEFACTS)
 
 
 def run_detection(task: str, weights: str, output: str | Path | None = None, *, num_gpus: int | None = None,
@@ -175,41 +140,34 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
          trust_pickle: bool, console: bool, pretrain_epochs: int | None = None,
          input_style: str | None = None) -> RunRecord:
     world_size = num_gpus * num_machines
-    existing = read_record(output)
-    writes_record = machine_rank == 0
-    try:
+
+    def prepare() -> Planned:
         root, prepared, cfg = _prepare(spec, weights, output, seed=seed, device=device, amp=amp, method=method,
                                        evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo,
                                        opts=opts, trust_pickle=trust_pickle, input_style=input_style)
         dump, sha = config_dump(cfg)
-        if _check_existing(existing, sha, dump, output, resume=resume, force=force):
-            logger.warning("%s: already complete with this config; not re-running (pass --force to redo it)",
-                           output)
-            return existing
-    except UserError as exc:  # bad input: nothing of this run is written (see transfer.errors.run_folder)
-        raise refused(exc) from None
-    if force and not resume:
-        _clear_detectron2_outputs(output)
-    epochs = pretrain_epochs if pretrain_epochs is not None else prepared.pretrain_epochs  # the caller knows best
-    extra = {"faster_coco_eval": faster_coco_eval_version()} if evaluator == "faster-coco-eval" else {}
-    record = RunRecord("running", None, spec.name, prepared.method, epochs, seed, weights=prepared.record(),
-                       config={"dump": dump, "sha256": sha},
-                       protocol_deviations=protocol_deviations(cfg, spec, prepared.input_settings),
-                       world_size=world_size, versions={**versions(), **extra},
-                       iterations={"done": 0, "planned": cfg.SOLVER.MAX_ITER})
-    logger.info("transfer %s: weights %s (%s, %s pretraining epochs), world size %d, versions %s",
-                spec.name, prepared.path, prepared.method, prepared.pretrain_epochs, world_size, record.versions)
-    for key, change in record.protocol_deviations.items():
-        logger.warning("protocol deviation %s: expected %r, actual %r", key, change["expected"], change["actual"])
-    if writes_record:
-        atomic_write_text(output / "config.yaml", dump)
-        write_record(output, record)
-    job = TransferJob(spec.name, cfg, str(root), record, resume, console)
-    _launch(job, num_gpus, num_machines, machine_rank, dist_url)
-    final = read_record(output) if writes_record else record
-    if final is not None and final.status == "failed":
-        raise TransferFailed(final.error or "the run failed", final)
-    return final or record
+        epochs = pretrain_epochs if pretrain_epochs is not None else prepared.pretrain_epochs  # the caller knows best
+        extra = {"faster_coco_eval": faster_coco_eval_version()} if evaluator == "faster-coco-eval" else {}
+        record = RunRecord("running", None, spec.name, prepared.method, epochs, seed, weights=prepared.record(),
+                           config={"dump": dump, "sha256": sha},
+                           protocol_deviations=protocol_deviations(cfg, spec, prepared.input_settings),
+                           world_size=world_size, versions=versions(detectron2=detectron2.__version__, **extra),
+                           iterations={"done": 0, "planned": cfg.SOLVER.MAX_ITER})
+        return Planned(record, dump, (root, prepared, cfg))
+
+    def train(planned: Planned, recorder: Recorder) -> RunRecord:
+        root, prepared, cfg = planned.state
+        logger.info("transfer %s: weights %s (%s, %s pretraining epochs), world size %d, versions %s",
+                    spec.name, prepared.path, prepared.method, prepared.pretrain_epochs, world_size,
+                    recorder.record.versions)
+        _launch(TransferJob(spec.name, cfg, str(root), recorder, resume, console), num_gpus, num_machines,
+                machine_rank, dist_url)
+        final = read_record(output) if recorder.writes else recorder.record
+        if final is not None and final.status == "failed":
+            raise TransferFailed(final.error or "the run failed", final)
+        return final or recorder.record
+
+    return execute(output, ENGINE, prepare, train, resume=resume, force=force, writes=machine_rank == 0)
 
 
 def _launch(job: TransferJob, num_gpus: int, num_machines: int, machine_rank: int, dist_url: str) -> None:
@@ -230,30 +188,26 @@ def _worker(job: TransferJob) -> None:
     """One training process: register data, train, evaluate; rank 0 writes the final record."""
     cfg, rank = job.cfg, comm.get_rank()
     task: Task = get_task(job.task)
-    record, trainer = job.record, None
+    recorder, trainer = job.recorder, None
+    recorder.writes = rank == 0  # in-process (one GPU) it is the caller's: rank 0 of its machine
 
     def end(status: str, error: str | None = None, metrics: dict[str, Any] | None = None) -> RunRecord:
-        done = trainer.iterations_done if trainer is not None else record.iterations["done"]
-        final = record.finished(status, done=done, metrics=metrics, error=error)
-        if rank == 0:
-            write_record(cfg.OUTPUT_DIR, final)
-        return final
+        done = trainer.iterations_done if trainer is not None else recorder.record.iterations["done"]
+        return recorder.end(status, error, metrics, done=done)
 
     with contextlib.ExitStack() as stack:
         if comm.get_world_size() > 1:  # a spawned process: the parent's log handlers are not here
             stack.enter_context(run_logging(cfg.OUTPUT_DIR, rank, console=job.console))
         stdout = stack.enter_context(contextlib.closing(StdoutToLog(logging.getLogger("transfer.stdout"))))
         stack.enter_context(contextlib.redirect_stdout(stdout))
-        with recording_the_end(end, lambda: f"{trainer.iterations_done if trainer else 0} iterations"):
+        with recorder.recording(lambda: f"{trainer.iterations_done if trainer else 0} iterations", end):
             seed_all_rng(cfg.SEED + rank)
             register_datasets(task, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], Path(job.dataset_root))
             if rank == 0:  # every rank would find the same; one copy of a big COCO json in memory is enough
                 check_contents(list(cfg.DATASETS.TRAIN), list(cfg.DATASETS.TEST), cfg.MODEL.ROI_HEADS.NUM_CLASSES)
             trainer = TransferTrainer(cfg)
             trainer.resume_or_load(resume=job.resume)
-            record = record.with_done(trainer.iterations_done)
-            if rank == 0:
-                write_record(cfg.OUTPUT_DIR, record)
+            recorder.progress(trainer.iterations_done)
             try:
                 results = trainer.train()
             except FloatingPointError:

@@ -136,9 +136,12 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def diff_dumps(old: str, new: str, limit: int = 6) -> str:
-    """The keys two config dumps disagree on, for an error message: ``KEY: old -> new; ...``."""
+def config_changes(old: str, new: str, limit: int = 6) -> list[str]:
+    """The keys two config dumps disagree on, for an error message: ``["KEY: old -> new", ...]`` (empty: none).
+
+    Every key counts, since every key of a detectron2 config can change the numbers.
+    """
     before, after = _flat(yaml.safe_load(old) or {}), _flat(yaml.safe_load(new) or {})
     keys = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
     shown = [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in keys[:limit]]
-    return "; ".join(shown + ([f"and {len(keys) - limit} more"] if len(keys) > limit else [])) or "no key differs"
+    return shown + ([f"and {len(keys) - limit} more"] if len(keys) > limit else [])

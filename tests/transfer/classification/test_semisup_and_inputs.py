@@ -101,7 +101,8 @@ def test_resume_with_other_protocol_values_is_refused_naming_them(cls_root, tmp_
     finally:
         EPOCH_HOOKS.clear()
     before = (output / "run_record.json").read_text()
-    with pytest.raises(UserError, match=r"cannot resume: .* other protocol values \(TRAIN.LR: 30.0 -> 1.0\)"):
+    with pytest.raises(UserError, match=r"cannot resume: .* other values \(TRAIN.LR: 30.0 -> 1.0\); "
+                                        r"pass --force to replace it"):
         run_classification("toy-linear", "random", output, dataset_root=cls_root, opts=[*opts, "TRAIN.LR", "1"],
                            resume=True, console=False)
     assert (output / "run_record.json").read_text() == before  # the interrupted run is left as it was
