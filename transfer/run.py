@@ -45,7 +45,7 @@ _CHECKPOINT_SUFFIX = re.compile(r"(\.pth\.tar|\.pth|\.pt|\.ckpt|\.tar|\.bin|\.to
 _DETECTION_ONLY = {"num_machines": 1, "machine_rank": 0, "dist_url": "auto", "amp": False,
                    "evaluator": "pycocotools", "lr_synco_repo": False}
 _INSTALL_HINT = ("detection tasks need detectron2, which is not installed here; install it with "
-                 "`synco doctor --install-detectron2` (see the README), or run a classification task")
+                 "`synco doctor --install-detectron2` (see docs/install.md), or run a classification task")
 
 
 def run_transfer(task: str, weights: str, output: str | Path | None = None, **options) -> RunRecord:
