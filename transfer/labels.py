@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from transfer.convert.settings import sidecar_path
+from transfer.convert.input_style import sidecar_path
 
 PROTOCOL_DEPTH = 50  # every protocol here (R50-C4, the ImageNet linear / semi-supervised / kNN ones) is ResNet-50
 _CHECKPOINT_SUFFIX = re.compile(r"(\.pth\.tar|\.pth|\.pt|\.ckpt|\.tar|\.bin|\.torch|\.pkl)$")

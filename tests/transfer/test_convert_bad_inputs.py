@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from synco.cli import main
 from synco.common.errors import UserError
 from tests.transfer.checkpoint_builders import BUILDERS
-from transfer.convert import convert_checkpoint
-from transfer.convert.api import backbone_state_dict
+from transfer.convert.api import backbone_state_dict, convert_checkpoint
 
 
 def test_empty_file(tmp_path) -> None:

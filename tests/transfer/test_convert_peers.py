@@ -19,8 +19,7 @@ from tests.transfer.peer_checkpoints import (
     vicreg_training_checkpoint,
     write_pickle,
 )
-from transfer.convert import convert_checkpoint, load_input_settings
-from transfer.convert.api import backbone_state_dict
+from transfer.convert.api import backbone_state_dict, convert_checkpoint, load_input_settings
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ def test_moco_pkl_input_style(moco_pkl) -> None:
 
 def test_moco_pkl_for_detection_transfer(moco_pkl, tmp_path) -> None:
     pytest.importorskip("detectron2")
-    from transfer.weights import prepare_weights  # noqa: PLC0415 - needs detectron2
+    from transfer.detection.weights import prepare_weights  # noqa: PLC0415 - needs detectron2
 
     prepared = prepare_weights(str(moco_pkl), tmp_path / "weights")
     assert prepared.model_weights == str(moco_pkl)

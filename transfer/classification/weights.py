@@ -1,7 +1,7 @@
 """``--weights`` for a classification task: a torchvision ResNet backbone (the protocol's ResNet-50 unless
 MODEL.ARCH says otherwise), a label, its epochs.
 
-Why not :mod:`transfer.weights`: that module prepares detectron2 files (and
+Why not :mod:`transfer.detection.weights`: that module prepares detectron2 files (and
 imports detectron2); a classification task builds a torchvision ResNet-50 in
 memory. The checks are the same: every file goes through the converter's
 100 %-coverage check, the depth must be 50 (or the protocol's MODEL.ARCH, a

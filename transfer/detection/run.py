@@ -34,12 +34,12 @@ from transfer.detection.coco_fast import faster_coco_eval_version, faster_cocoev
 from transfer.detection.datasets import check_contents, check_layout, default_root, register_datasets
 from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
 from transfer.detection.run_config import build_config, config_dump, diff_dumps, protocol_deviations
+from transfer.detection.weights import prepare_weights
 from transfer.errors import TransferFailed, attempt, problems_error, recording_the_end, refused, run_folder
 from transfer.labels import PROTOCOL_DEPTH, run_label
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import Task, get_task
 from transfer.versions import base_versions
-from transfer.weights import prepare_weights
 
 logger = logging.getLogger(__name__)
 

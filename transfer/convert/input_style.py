@@ -1,10 +1,12 @@
-"""Which input style a checkpoint's ResNet expects: what the file records, what the user states, never a guess.
+"""Which input style a checkpoint's ResNet expects, and the sidecar that keeps it next to converted weights.
 
-Two styles matter (see :mod:`transfer.convert.settings`): *torchvision*
-(RGB, ImageNet mean/std, stride in the 3x3 conv) and *msra* (detectron2's
-defaults from the Caffe2 ResNets: BGR, mean only, stride in the 1x1 conv).
-Weights alone do not say which; loading one with the other's settings
-trains, and transfers badly, silently. So the style must be *recorded*:
+Weights alone do not say how their network was fed or built: torchvision-style
+ResNets (every self-supervised method here) expect RGB input normalised with
+ImageNet mean/std and put the stride in the 3x3 conv; detectron2's defaults
+(*msra*, from the MSRA/Caffe2 ResNets) are BGR, mean-only normalisation and
+the stride in the 1x1 conv. Loading one with the other's settings trains
+fine and transfers badly, silently. So the style is taken from what is
+*recorded*, or from what the user states, never guessed:
 
 * by the format: every training layout here (MoCo, DINO, SwAV, Barlow Twins,
   ...) builds torchvision ResNets and feeds them torchvision-normalised RGB;
@@ -21,8 +23,26 @@ trains, and transfers badly, silently. So the style must be *recorded*:
 
 Where nothing is recorded (a detectron2 file with another or no author, an
 mm checkpoint whose meta has no config), the user must say it with
-``--input-style torchvision|msra``; a stated style that contradicts a
-recorded one is refused.
+``--input-style``; a stated style that contradicts a recorded one is refused.
+
+Every ``.pkl`` written by ``synco convert`` gets a YAML sidecar ``<OUT>.yaml``
+(the full file name plus ``.yaml``: ``r50.pkl`` -> ``r50.pkl.yaml``, so it
+cannot be mistaken for a detectron2 config file):
+
+.. code-block:: yaml
+
+    detectron2:                       # exact detectron2 config keys
+      INPUT.FORMAT: RGB
+      MODEL.PIXEL_MEAN: [123.675, 116.28, 103.53]
+      MODEL.PIXEL_STD: [58.395, 57.12, 57.375]
+      MODEL.RESNETS.STRIDE_IN_1X1: false
+      MODEL.RESNETS.DEPTH: 50
+      MODEL.RESNETS.RES2_OUT_CHANNELS: 256   # 64 for R18/R34 (BasicBlock)
+    source: {path: ..., sha256: ..., format: ..., arch: ...}
+
+A detectron2 file with a sidecar takes its style from the sidecar; a
+``synco-bench`` file whose sidecar was lost is an error. This module imports
+no torch, so the CLI can offer the style names instantly.
 """
 
 from __future__ import annotations
@@ -32,6 +52,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from synco.common.errors import UserError
 
@@ -137,3 +159,72 @@ def resolve_style(recorded: Style | None, stated: str | None, path: Path) -> Sty
                         f"INPUT.FORMAT {recorded.settings['INPUT.FORMAT']}, STRIDE_IN_1X1 "
                         f"{recorded.settings['MODEL.RESNETS.STRIDE_IN_1X1']}); drop --input-style")
     return recorded
+
+
+KNOWN_KEYS = frozenset(TORCHVISION_STYLE) | {"MODEL.RESNETS.DEPTH", "MODEL.RESNETS.RES2_OUT_CHANNELS"}
+
+
+def sidecar_path(pkl_path: str | Path) -> Path:
+    """``r50.pkl`` -> ``r50.pkl.yaml``."""
+    return Path(f"{pkl_path}.yaml")
+
+
+def with_arch(style: dict[str, Any], depth: int) -> dict[str, Any]:
+    """Style settings plus the ResNet shape keys detectron2 needs for ``depth``."""
+    settings = dict(style)
+    settings["MODEL.RESNETS.DEPTH"] = depth
+    settings["MODEL.RESNETS.RES2_OUT_CHANNELS"] = 64 if depth in (18, 34) else 256
+    return settings
+
+
+def is_torchvision_style(settings: dict[str, Any]) -> bool:
+    return settings.get("MODEL.RESNETS.STRIDE_IN_1X1") is False and settings.get("INPUT.FORMAT") == "RGB"
+
+
+def render_sidecar(settings: dict[str, Any], source: dict[str, Any]) -> str:
+    header = (
+        "# Detectron2 settings these weights need, written by `synco convert`.\n"
+        "# Keys are detectron2 config keys: apply with cfg.merge_from_list or\n"
+        "# transfer.convert.load_input_settings(<the .pkl>).\n"
+    )
+    body = yaml.safe_dump({"detectron2": settings}, sort_keys=False, default_flow_style=None)
+    provenance = yaml.safe_dump({"source": source}, sort_keys=False, default_flow_style=False, width=200)
+    return header + body + provenance
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """The ``detectron2`` section of a sidecar, validated."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read settings sidecar {path}: {exc}") from exc
+    settings = data.get("detectron2") if isinstance(data, dict) else None
+    if not isinstance(settings, dict):
+        raise UserError(f"settings sidecar {path} has no `detectron2:` mapping")
+    unknown = sorted(set(settings) - KNOWN_KEYS)
+    if unknown:
+        raise UserError(f"settings sidecar {path} has unknown keys {unknown}; known: {sorted(KNOWN_KEYS)}")
+    return dict(settings)
+
+
+def _sidecar_style(sidecar: Path) -> Style:
+    given = {key: value for key, value in read_sidecar(sidecar).items() if key in TORCHVISION_STYLE}
+    base = TORCHVISION_STYLE if is_torchvision_style(given) else DETECTRON2_DEFAULT_STYLE
+    return Style({**base, **given}, f"its settings sidecar {sidecar}")
+
+
+def style_of(obj: Any, path: Path, layout: str, stated: str | None = None) -> Style:
+    """The input style of ``obj`` (read from ``path``, detected as ``layout``): a detectron2 file's sidecar if
+    it has one, else what the file records, else ``stated`` (see the module docstring)."""
+    sidecar = sidecar_path(path)
+    if layout == "detectron2" and sidecar.is_file():
+        return resolve_style(_sidecar_style(sidecar), stated, path)
+    return resolve_style(recorded_style(obj, layout, path), stated, path)
+
+
+def sidecar_settings(path: Path, stated: str | None = None) -> dict[str, Any]:
+    """The settings in ``path``'s sidecar (which must exist), refusing a ``stated`` style that contradicts it."""
+    sidecar = sidecar_path(path)
+    settings = read_sidecar(sidecar)
+    resolve_style(_sidecar_style(sidecar), stated, path)  # refuses a contradiction
+    return settings
