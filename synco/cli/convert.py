@@ -15,7 +15,8 @@ from transfer.convert.input_style import INPUT_STYLES
 from transfer.convert.layouts import ALIASES, DINO_BRANCHES, FORMAT_NAMES
 
 INPUT_STYLE_HELP = ("how the weights expect input, for a file that does not record it: torchvision (RGB, stride "
-                    "in the 3x3 conv) or msra (BGR, stride in the 1x1 conv); refused if the file records otherwise")
+                    "in the 3x3 conv), msra (BGR, stride in the 1x1 conv) or mm-caffe (RGB, stride in the 1x1 conv: "
+                    "an mm ResNet with style='caffe'); refused if the file records otherwise")
 
 _EPILOG = f"""\
 source formats (auto-detected in this order): {', '.join(FORMAT_NAMES)}

@@ -22,8 +22,11 @@ fine and transfers badly, silently. So the style is taken from what is
   in the 1x1 conv (RGB input either way: their data pipelines convert to RGB).
 
 Where nothing is recorded (a detectron2 file with another or no author, an
-mm checkpoint whose meta has no config), the user must say it with
-``--input-style``; a stated style that contradicts a recorded one is refused.
+mm checkpoint whose meta has no config, or the backbone an mm lineage's
+``extract_backbone_weights.py`` cut out of one, which keeps only a top-level
+``author``), the user must say it with ``--input-style torchvision|msra|mm-caffe``
+(``mm-caffe``: an mm ResNet with style='caffe', RGB with the stride in the
+1x1 conv); a stated style that contradicts a recorded one is refused.
 
 Every ``.pkl`` written by ``synco convert`` gets a YAML sidecar ``<OUT>.yaml``
 (the full file name plus ``.yaml``: ``r50.pkl`` -> ``r50.pkl.yaml``, so it
@@ -69,13 +72,25 @@ DETECTRON2_DEFAULT_STYLE: dict[str, Any] = {
     "MODEL.PIXEL_STD": [1.0, 1.0, 1.0],
     "MODEL.RESNETS.STRIDE_IN_1X1": True,
 }
-INPUT_STYLES: dict[str, dict[str, Any]] = {"torchvision": TORCHVISION_STYLE, "msra": DETECTRON2_DEFAULT_STYLE}
+#: An mm ResNet built with style='caffe' (stride in the 1x1 conv) but fed like every mm self-supervised config:
+#: RGB, ImageNet mean/std (their data pipelines convert to RGB).
+MM_CAFFE_STYLE: dict[str, Any] = {**TORCHVISION_STYLE, "MODEL.RESNETS.STRIDE_IN_1X1": True}
+INPUT_STYLES: dict[str, dict[str, Any]] = {"torchvision": TORCHVISION_STYLE, "msra": DETECTRON2_DEFAULT_STYLE,
+                                           "mm-caffe": MM_CAFFE_STYLE}
 AUTHOR = "synco-bench"
 _TORCHVISION_AUTHORS = {
     "torchvision": "detectron2's convert-torchvision-to-d2.py",
     "MOCO": "MoCo's convert-pretrain-to-detectron2.py, whose detection configs use RGB and STRIDE_IN_1X1 False",
     "OpenSelfSup": "OpenSelfSup's converter, whose detectron2 configs use RGB and STRIDE_IN_1X1 False",
     "MMSelfSup": "mmselfsup's converter, whose detectron2 configs use RGB and STRIDE_IN_1X1 False",
+}
+#: ``tools/extract_backbone_weights.py`` of each mm lineage (mmselfsup tools/model_converters/ @db861f30487c,
+#: OpenSelfSup, DenseCL @5d1c456190c2) saves ``dict(state_dict=<backbone, prefix cut>, author=<this name>)``:
+#: the config, and with it the ResNet style, is left behind.
+_MM_EXTRACTORS = {
+    "MMSelfSup": "mmselfsup's tools/model_converters/extract_backbone_weights.py",
+    "OpenSelfSup": "OpenSelfSup's tools/extract_backbone_weights.py",
+    "DenseCL": "DenseCL's tools/extract_backbone_weights.py",
 }
 _MM_BGR = re.compile(r"(?<![\w.])(?:bgr_to_rgb|to_rgb)\s*=\s*False")
 _MM_STYLE = re.compile(r"(?<![\w.])(?:style\s*=\s*|['\"]style['\"]\s*:\s*)['\"](\w+)['\"]")
@@ -116,7 +131,8 @@ def mm_resnet_style(obj: Any) -> tuple[str | None, str]:
     styles = set(_MM_STYLE.findall(meta[where]))
     if len(styles) > 1:
         raise UserError(f"the config in meta['{where}'] sets more than one ResNet style ({', '.join(sorted(styles))});"
-                        " cannot tell which the backbone used: pass --input-style torchvision|msra")
+                        " cannot tell which the backbone used: pass --input-style torchvision (style='pytorch') or "
+                        "mm-caffe (style='caffe')")
     named = bool(styles)
     style = styles.pop() if named else "pytorch"
     if style not in ("pytorch", "caffe"):
@@ -140,9 +156,16 @@ def recorded_style(obj: Any, layout: str, path: Path) -> Style | None:
         style, where = mm_resnet_style(obj)
         if style is None:
             return None
-        stride_in_1x1 = style == "caffe"
-        return Style({**TORCHVISION_STYLE, "MODEL.RESNETS.STRIDE_IN_1X1": stride_in_1x1}, where)
+        return Style(dict(MM_CAFFE_STYLE if style == "caffe" else TORCHVISION_STYLE), where)
+    if _mm_extractor(obj) is not None:
+        return None
     return Style(dict(TORCHVISION_STYLE), f"the {layout} format, whose training code builds torchvision ResNets")
+
+
+def _mm_extractor(obj: Any) -> str | None:
+    """The top-level ``author`` of an mm lineage's backbone extractor (see ``_MM_EXTRACTORS``) in ``obj``, or None."""
+    author = obj.get("author") if isinstance(obj, Mapping) else None
+    return author if isinstance(author, str) and author in _MM_EXTRACTORS else None
 
 
 def resolve_style(recorded: Style | None, stated: str | None, path: Path) -> Style:
@@ -152,7 +175,7 @@ def resolve_style(recorded: Style | None, stated: str | None, path: Path) -> Sty
         if stated is None:
             raise UserError(f"{path} does not record how its ResNet was fed (RGB with the stride in the 3x3 conv, as "
                             "torchvision, or BGR with the stride in the 1x1 conv, as MSRA/Caffe2), and guessing "
-                            "could silently spoil the transfer; say which with --input-style torchvision|msra")
+                            f"could silently spoil the transfer; say which with --input-style {'|'.join(INPUT_STYLES)}")
         return Style(dict(INPUT_STYLES[stated]), f"stated by the user (--input-style {stated})", stated=True)
     if stated is not None and INPUT_STYLES[stated] != recorded.settings:
         raise UserError(f"--input-style {stated} contradicts what {path} records ({recorded.basis}: "
@@ -219,6 +242,13 @@ def style_of(obj: Any, path: Path, layout: str, stated: str | None = None) -> St
     sidecar = sidecar_path(path)
     if layout == "detectron2" and sidecar.is_file():
         return resolve_style(_sidecar_style(sidecar), stated, path)
+    extractor = _mm_extractor(obj)
+    if extractor is not None and stated is None:
+        raise UserError(
+            f"{path} holds backbone weights cut out by {_MM_EXTRACTORS[extractor]} (top-level author "
+            f"{extractor!r}), which leaves behind the config that said whether the mm ResNet had style='pytorch' "
+            "(stride in the 3x3 conv) or style='caffe' (stride in the 1x1 conv), so say which with --input-style "
+            "torchvision (style='pytorch', mm's default) or --input-style mm-caffe (style='caffe')")
     return resolve_style(recorded_style(obj, layout, path), stated, path)
 
 
