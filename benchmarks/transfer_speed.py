@@ -39,7 +39,7 @@ warnings.filterwarnings("ignore", message=r".*meshgrid.*", category=UserWarning)
 from detectron2.utils.events import EventStorage  # noqa: E402
 
 from synco.toyworld import ToyWorldSpec, generate_toy_world  # noqa: E402
-from transfer.convert.settings import TORCHVISION_STYLE  # noqa: E402
+from transfer.convert.input_style import TORCHVISION_STYLE  # noqa: E402
 from transfer.detection.datasets import register_datasets, register_toy_world  # noqa: E402
 from transfer.detection.engine import TransferTrainer  # noqa: E402
 from transfer.detection.run_config import build_config  # noqa: E402

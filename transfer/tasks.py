@@ -17,6 +17,8 @@ from pathlib import Path
 from synco.common.errors import UserError
 from synco.common.resources import config_dir
 
+#: Every protocol here (R50-C4, the ImageNet linear / semi-supervised / kNN ones) is ResNet-50.
+PROTOCOL_DEPTH = 50
 
 @dataclass(frozen=True)
 class MetricColumn:

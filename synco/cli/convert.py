@@ -1,6 +1,6 @@
 """``synco convert IN OUT``: a ResNet checkpoint to Detectron2 (default) or torchvision weights.
 
-Thin over :func:`transfer.convert.convert_checkpoint`; torch is imported only
+Thin over :func:`transfer.convert.api.convert_checkpoint`; torch is imported only
 when the command runs, so ``synco --help`` stays fast.
 """
 
@@ -11,11 +11,12 @@ import json
 import sys
 
 from synco.common.errors import UserError
+from transfer.convert.input_style import INPUT_STYLES
 from transfer.convert.layouts import ALIASES, DINO_BRANCHES, FORMAT_NAMES
-from transfer.convert.provenance import INPUT_STYLES
 
 INPUT_STYLE_HELP = ("how the weights expect input, for a file that does not record it: torchvision (RGB, stride "
-                    "in the 3x3 conv) or msra (BGR, stride in the 1x1 conv); refused if the file records otherwise")
+                    "in the 3x3 conv), msra (BGR, stride in the 1x1 conv) or mm-caffe (RGB, stride in the 1x1 conv: "
+                    "an mm ResNet with style='caffe'); refused if the file records otherwise")
 
 _EPILOG = f"""\
 source formats (auto-detected in this order): {', '.join(FORMAT_NAMES)}
@@ -52,7 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # keeps `synco --help` fast: the converter (torch, torchvision) loads only when the command runs
-    from transfer.convert import convert_checkpoint  # noqa: PLC0415
+    from transfer.convert.api import convert_checkpoint  # noqa: PLC0415
 
     if args.output is None and not args.dry_run:
         raise UserError("missing OUT (or pass --dry-run to only check IN)")

@@ -11,7 +11,7 @@ import json
 import os
 
 from synco.cli.convert import INPUT_STYLE_HELP
-from transfer.convert.provenance import INPUT_STYLES
+from transfer.convert.input_style import INPUT_STYLES
 from transfer.tasks import TASKS
 
 _EPILOG = "tasks:\n" + "\n".join(f"  {name:13s} {task.description} ({task.config_file})"

@@ -20,7 +20,7 @@ import pytest
 import torch
 import torchvision
 
-from transfer.convert import convert_checkpoint
+from transfer.convert.api import convert_checkpoint
 from transfer.record import RunRecord
 
 # No module-level pytest.importorskip("detectron2") here: it would skip every test in this folder,

@@ -10,6 +10,8 @@ A plain helper module (pytest does not collect it).
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +150,80 @@ def lightly_generator_checkpoint() -> dict[str, Any]:
                 state.update({f"{prefix}shortcut.1.{k}": v for k, v in nn.BatchNorm2d(planes).state_dict().items()})
         planes_in = planes
     return {"epoch": 200, "global_step": 1000, "pytorch-lightning_version": "2.0.9", "state_dict": state}
+
+
+#: A training script in the shape of facebookresearch/vicreg main_vicreg.py (commit 4e12602fd495), run as
+#: ``python <script>`` so that, as there, ``exclude_bias_and_norm`` lives in ``__main__``. main_vicreg.py builds
+#: ``LARS(model.parameters(), lr=0, weight_decay=args.wd, weight_decay_filter=exclude_bias_and_norm,
+#: lars_adaptation_filter=exclude_bias_and_norm)`` (defaults: lr, weight_decay, momentum=0.9, eta=0.001 and the
+#: two filters, so every param group holds the function itself), keeps one ``mu`` momentum buffer per parameter
+#: in ``self.state[p]``, and saves ``dict(epoch=epoch + 1, model=model.state_dict(),
+#: optimizer=optimizer.state_dict())`` with ``model`` the DDP-wrapped VICReg (hence ``module.``).
+_VICREG_SCRIPT = '''
+import sys
+
+import torch
+from torch import nn, optim
+
+
+def exclude_bias_and_norm(p):
+    return p.ndim == 1
+
+
+class LARS(optim.Optimizer):
+    def __init__(self, params, lr, weight_decay=0, momentum=0.9, eta=0.001, weight_decay_filter=None,
+                 lars_adaptation_filter=None):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, eta=eta,
+                                      weight_decay_filter=weight_decay_filter,
+                                      lars_adaptation_filter=lars_adaptation_filter))
+
+
+modules = torch.load(sys.argv[1], weights_only=False)  # the backbone and projector, built by the test
+model = nn.Module()
+model.backbone, model.projector = modules["backbone"], modules["projector"]
+optimizer = LARS(model.parameters(), lr=0, weight_decay=1e-6, weight_decay_filter=exclude_bias_and_norm,
+                 lars_adaptation_filter=exclude_bias_and_norm)
+for p in model.parameters():
+    optimizer.state[p]["mu"] = torch.zeros_like(p)
+state = dict(epoch=100, model={f"module.{k}": v for k, v in model.state_dict().items()},
+             optimizer=optimizer.state_dict())
+torch.save(state, sys.argv[2])
+'''
+
+
+def write_vicreg_model_pth(arch: str, directory: Path) -> Path:
+    """VICReg's ``model.pth`` as main_vicreg.py writes it (see ``_VICREG_SCRIPT``), with its LARS param groups.
+
+    The backbone is a torchvision ResNet with ``fc = nn.Identity()`` (VICReg's
+    resnet.py has torchvision names and no fc) holding
+    ``torchvision_state(arch)``; the projector is 512/2048-64-64-64 instead of
+    -8192-8192-8192 (same keys). Why a subprocess: pickle records a function
+    by module and name, and only a script run as ``__main__`` gives the file
+    the ``__main__.exclude_bias_and_norm`` reference the real one carries.
+    """
+    resnet = getattr(torchvision.models, arch)()
+    resnet.fc = nn.Identity()
+    resnet.load_state_dict(backbone(torchvision_state(arch)))
+    sizes = [2048 if arch == "resnet50" else 512, 64, 64, 64]
+    modules = directory / "vicreg-modules.pth"
+    torch.save({"backbone": resnet, "projector": _projector(sizes, bias=True)}, modules)
+    script = directory / "main_vicreg_like.py"
+    script.write_text(_VICREG_SCRIPT)
+    out = directory / "model.pth"
+    subprocess.run([sys.executable, str(script), str(modules), str(out)], check=True, capture_output=True,
+                   timeout=300)
+    return out
+
+
+def mm_extract_backbone_weights(obj: dict[str, Any], author: str = "MMSelfSup") -> dict[str, Any]:
+    """What an mm lineage's ``extract_backbone_weights.py`` makes of a checkpoint ``obj``.
+
+    open-mmlab/mmselfsup tools/model_converters/extract_backbone_weights.py
+    (@db861f30487c; author 'MMSelfSup'), OpenSelfSup's and DenseCL's
+    tools/extract_backbone_weights.py (@5d1c456190c2; authors 'OpenSelfSup',
+    'DenseCL') all do: ``output_dict = dict(state_dict=dict(), author=...)``;
+    every ``ck['state_dict']`` key starting with ``backbone`` is kept as
+    ``key[9:]``; ``meta`` (and the config in it) is not carried over.
+    """
+    state = {key[9:]: value for key, value in obj["state_dict"].items() if key.startswith("backbone")}
+    return {"state_dict": state, "author": author}

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from tests.transfer.checkpoint_builders import BUILDERS, d2_name, weights
-from transfer.convert import convert_checkpoint, load_input_settings
+from transfer.convert.api import convert_checkpoint, load_input_settings
 
 pytest.importorskip("detectron2")
 

@@ -13,7 +13,7 @@ import yaml
 
 from synco.common.errors import UserError
 from tests.transfer.checkpoint_builders import ARCHS, BUILDERS, TV_STYLE, d2_name, dino_checkpoint, weights
-from transfer.convert import convert_checkpoint, load_input_settings
+from transfer.convert.api import convert_checkpoint, load_input_settings
 
 TORCHVISION_STYLE_FIXTURES = [name for name, build in BUILDERS.items() if not name.startswith("detectron2-")
                               or name == "detectron2-pkl"]

@@ -18,9 +18,9 @@ from tests.transfer.peer_checkpoints import (
     moco_v2_training_checkpoint,
     vicreg_training_checkpoint,
     write_pickle,
+    write_vicreg_model_pth,
 )
-from transfer.convert import convert_checkpoint, load_input_settings
-from transfer.convert.api import backbone_state_dict
+from transfer.convert.api import backbone_state_dict, convert_checkpoint, load_input_settings
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_moco_pkl_input_style(moco_pkl) -> None:
 
 def test_moco_pkl_for_detection_transfer(moco_pkl, tmp_path) -> None:
     pytest.importorskip("detectron2")
-    from transfer.weights import prepare_weights  # noqa: PLC0415 - needs detectron2
+    from transfer.detection.weights import prepare_weights  # noqa: PLC0415 - needs detectron2
 
     prepared = prepare_weights(str(moco_pkl), tmp_path / "weights")
     assert prepared.model_weights == str(moco_pkl)
@@ -107,18 +107,7 @@ def test_barlow_twins_and_vicreg_training_checkpoints(build, tmp_path) -> None:
 
 def test_vicreg_checkpoint_with_its_lars_filter_functions_is_read(tmp_path) -> None:
     """VICReg's LARS param_groups hold ``exclude_bias_and_norm``, pickled as ``__main__.exclude_bias_and_norm``."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    src = tmp_path / "model.pth"
-    torch.save(vicreg_training_checkpoint("resnet18"), tmp_path / "plain.pth")
-    code = ("import sys, torch\n"
-            "def exclude_bias_and_norm(p):\n    return p.ndim == 1\n"
-            "obj = torch.load(sys.argv[1], weights_only=True)\n"
-            "obj['optimizer'] = {'state': {}, 'param_groups': [{'lr': 0.0, 'weight_decay_filter': "
-            "exclude_bias_and_norm, 'lars_adaptation_filter': exclude_bias_and_norm, 'params': [0]}]}\n"
-            "torch.save(obj, sys.argv[2])\n")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "plain.pth"), str(src)], check=True)
+    src = write_vicreg_model_pth("resnet18", tmp_path)
 
     state, report, _ = backbone_state_dict(src)
     assert report.format == "barlowtwins"

@@ -16,7 +16,7 @@ import torch
 from synco.pretrain.checkpoint import save_checkpoint
 from synco.pretrain.model import MomentumContrast
 from tests.transfer.checkpoint_builders import d2_name
-from transfer.convert import convert_checkpoint
+from transfer.convert.api import convert_checkpoint
 
 
 def test_real_pretraining_checkpoint_converts(tmp_path) -> None:

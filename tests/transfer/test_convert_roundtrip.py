@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from tests.transfer.checkpoint_builders import BUILDERS, backbone, torchvision_state
-from transfer.convert import convert_checkpoint
+from transfer.convert.api import convert_checkpoint
 
 
 def test_torchvision_to_detectron2_and_back_is_identical(tmp_path) -> None:

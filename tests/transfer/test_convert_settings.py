@@ -9,7 +9,8 @@ import yaml
 
 from synco.common.errors import UserError
 from tests.transfer.checkpoint_builders import BUILDERS
-from transfer.convert import convert_checkpoint, load_input_settings, sidecar_path
+from transfer.convert.api import convert_checkpoint, load_input_settings
+from transfer.convert.input_style import sidecar_path
 
 TORCHVISION_EXPECTED = {
     "INPUT.FORMAT": "RGB",

@@ -29,13 +29,13 @@ from synco.cli import main  # noqa: E402
 from synco.pretrain.checkpoint import save_checkpoint  # noqa: E402
 from synco.pretrain.model import MomentumContrast  # noqa: E402
 from tests.conftest import make_record  # noqa: E402
-from transfer.convert import convert_checkpoint  # noqa: E402
+from transfer.convert.api import convert_checkpoint  # noqa: E402
 from transfer.detection.coco_fast import faster_cocoeval_class  # noqa: E402
 from transfer.detection.engine import TransferTrainer  # noqa: E402, F401 - registers the heads
 from transfer.detection.run_config import build_config  # noqa: E402
+from transfer.detection.weights import prepare_weights  # noqa: E402
 from transfer.run import run_transfer  # noqa: E402
 from transfer.tasks import get_task  # noqa: E402
-from transfer.weights import prepare_weights  # noqa: E402
 
 
 def record_of(output):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from transfer.convert import load_input_settings
+from transfer.convert.api import load_input_settings
 
 
 def test_fixture_weights_are_a_resnet50(r50_pkl):

@@ -1,7 +1,7 @@
 """``--weights`` for a classification task: a torchvision ResNet backbone (the protocol's ResNet-50 unless
 MODEL.ARCH says otherwise), a label, its epochs.
 
-Why not :mod:`transfer.weights`: that module prepares detectron2 files (and
+Why not :mod:`transfer.detection.weights`: that module prepares detectron2 files (and
 imports detectron2); a classification task builds a torchvision ResNet-50 in
 memory. The checks are the same: every file goes through the converter's
 100 %-coverage check, the depth must be 50 (or the protocol's MODEL.ARCH, a
@@ -26,8 +26,10 @@ import torchvision
 from synco.common.errors import UserError
 from transfer.classification.protocol import PROTOCOL_ARCH
 from transfer.convert.api import backbone_state_dict
+from transfer.convert.input_style import sidecar_source
 from transfer.errors import missing_weights
-from transfer.labels import PROTOCOL_DEPTH, file_label, sidecar_source
+from transfer.run import file_label
+from transfer.tasks import PROTOCOL_DEPTH
 
 
 @dataclass

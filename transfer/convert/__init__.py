@@ -9,15 +9,17 @@ running stats present (coverage 100%), shapes equal, no two source tensors
 claiming one target, no unknown tensors inside the backbone. Any failure is
 a ``UserError`` naming the keys, and no output file is created.
 
-Public API (imported lazily, so ``import transfer.convert`` is cheap)::
+The modules follow the data flow, and each imports only earlier ones:
 
-    convert_checkpoint(src, dst=None, *, to="d2"|"torchvision", fmt=None,
-                       dino_branch="teacher", overwrite=False, trust_pickle=False,
-                       input_style=None|"torchvision"|"msra")
-        -> ConversionReport
-    load_input_settings(pkl_path, input_style=None) -> dict   # detectron2 config key -> value
-    ConversionReport, DroppedGroup           # the report dataclasses
-    FORMAT_NAMES                             # source formats, in detection order
+1. :mod:`~transfer.convert.reading`: the file's bytes -> a Python object, without running code from it;
+2. :mod:`~transfer.convert.layouts`: the formats, their tensor-name dialects, and why a tensor is dropped
+   (names only, no torch);
+3. :mod:`~transfer.convert.mapping`: which layout fits the object, then the backbone mapped and checked
+   against torchvision's ResNet (100% coverage, shapes, finite values);
+4. :mod:`~transfer.convert.input_style`: how the ResNet was fed (RGB/BGR, stride), from what the file records
+   or the user states, and the sidecar that keeps it (no torch);
+5. :mod:`~transfer.convert.writing`: the report, the payloads, the all-or-nothing write;
+6. :mod:`~transfer.convert.api`: ``convert_checkpoint``, ``backbone_state_dict``, ``load_input_settings``.
 
 Source formats (detected automatically in this order; ``fmt`` forces one):
 
@@ -40,7 +42,7 @@ Source formats (detected automatically in this order; ``fmt`` forces one):
   (0 conv1, 1 bn1, 4..7 layer1..4), in a Lightning ``state_dict`` or bare;
 * ``mmselfsup`` (alias ``mmpretrain``): ``meta`` + ``state_dict`` with
   ``backbone.`` (mm ResNet names equal torchvision's; the ResNet ``style``
-  is read from the config text ``meta`` records, see ``provenance``);
+  is read from the config text ``meta`` records, see ``input_style``);
 * ``solo-learn``: ``state_dict`` with ``backbone.`` torchvision names;
 * ``swav`` (SwAV, DeepCluster-v2) and ``deepcluster``: torchvision names
   under ``module.`` (or bare), told apart by their heads;
@@ -52,33 +54,24 @@ Refused with a clear message, never mis-mapped: deep stems and avg-down
 shortcuts (timm ``resnet*c/*d``, mm ``ResNetV1c/V1d``), SE and other extra
 tensors inside the backbone, wide or CIFAR ResNets (shape mismatch), lightly's
 own CIFAR-style ``ResNetGenerator``, Caffe2 blob-named files, Vision
-Transformers, NaN/inf weights. Reading is safe by default (see
-:mod:`transfer.convert.reading`); the sidecar settings file is described in
-:mod:`transfer.convert.settings`; which input style (RGB/BGR, stride) weights
-need is taken from what the file records, or from ``input_style`` where it
-records nothing, never guessed (:mod:`transfer.convert.provenance`).
+Transformers, NaN/inf weights.
+
+Import what you use from the module that defines it. The one name kept here,
+lazily, is ``load_input_settings``: every sidecar ``synco convert`` has
+written tells its reader to call ``transfer.convert.load_input_settings``, and
+that text must not change (the sidecar's bytes are part of a conversion's
+reproducible output).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
-
-_EXPORTS = {
-    "convert_checkpoint": "api",
-    "OUTPUT_KINDS": "api",
-    "load_input_settings": "settings",
-    "sidecar_path": "settings",
-    "ConversionReport": "report",
-    "DroppedGroup": "report",
-    "FORMAT_NAMES": "layouts",
-}
-
-__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    """``transfer.convert.load_input_settings``, imported on first use (torch loads with it)."""
+    if name == "load_input_settings":
+        from transfer.convert.api import load_input_settings  # noqa: PLC0415 - keeps the package import light
+
+        return load_input_settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,80 +1,58 @@
-"""``convert_checkpoint``: read, recognise, check, translate, then (and only then) write.
+"""The converter's entry points: read, recognise, map with coverage, find the input style, then (and only then) write.
 
-All checks run before anything touches the destination, so a failed
-conversion leaves no output behind; see :mod:`transfer.convert` for the
-formats and the guarantees.
+``convert_checkpoint`` writes a detectron2 ``.pkl`` (plus its settings
+sidecar) or a torchvision state dict; ``backbone_state_dict`` gives the same
+checked backbone in memory (the classification tasks); ``load_input_settings``
+gives the detectron2 settings a ``.pkl``'s weights need. All checks run
+before anything touches the destination, so a failed conversion leaves no
+output behind; see :mod:`transfer.convert` for the formats and the guarantees.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from synco.common.atomic import Writer, atomic_write_files
+from synco.common.atomic import Writer
 from synco.common.errors import UserError
 from synco.pretrain.checkpoint import pretraining_provenance
-from transfer.convert.detect import detect
-from transfer.convert.drop_reasons import BATCH_COUNTERS
-from transfer.convert.layouts import DINO_BRANCHES
-from transfer.convert.mapping import MappedBackbone, map_backbone
-from transfer.convert.provenance import Style, check_style_name
-from transfer.convert.reading import load_checkpoint
-from transfer.convert.report import ConversionReport
-from transfer.convert.resnet_spec import batch_counter_names, reference_shapes, required_names
-from transfer.convert.settings import (
+from transfer.convert.input_style import (
+    Style,
+    check_style_name,
     is_torchvision_style,
+    recorded_style,
     render_sidecar,
+    resolve_style,
     sidecar_path,
+    sidecar_settings,
     style_of,
     with_arch,
 )
-from transfer.convert.writers import (
+from transfer.convert.layouts import BATCH_COUNTERS, DINO_BRANCHES
+from transfer.convert.mapping import (
+    MappedBackbone,
+    batch_counter_names,
+    detect,
+    infer_arch,
+    map_backbone,
+    reference_shapes,
+    required_names,
+)
+from transfer.convert.reading import load_checkpoint
+from transfer.convert.writing import (
+    ConversionReport,
+    check_destination,
     detectron2_payload,
     pickle_writer,
     text_writer,
     torch_writer,
     torchvision_payload,
+    write_outputs,
 )
 
 OUTPUT_KINDS = {"d2": "detectron2 .pkl", "torchvision": "torchvision state dict"}
-
-
-def _check_destination(dst: Path, to: str, overwrite: bool) -> list[Path]:
-    """The paths this conversion will create, after refusing ones it must not touch."""
-    if to == "d2" and dst.suffix != ".pkl":
-        raise UserError(f"--to d2 writes a detectron2 pickle, whose name must end in .pkl (got {dst}); "
-                        "detectron2 only reads numpy weights from .pkl files")
-    _check_writable_folder(dst)
-    paths = [dst, sidecar_path(dst)] if to == "d2" else [dst]
-    existing = [str(path) for path in paths if path.exists()]
-    if existing and not overwrite:
-        raise UserError(f"{', '.join(existing)} already exists; pass --overwrite to replace it")
-    return paths
-
-
-def _check_writable_folder(dst: Path) -> None:
-    """Refuse, before the input is read, a destination whose folder cannot be made or written.
-
-    Why a probe file: permission bits do not tell (root passes ``os.access``
-    on read-only or virtual file systems such as /proc and /sys); creating
-    and removing a temporary file in the nearest existing folder does.
-    """
-    ancestor = dst.parent
-    while not os.path.lexists(ancestor):  # missing folders are created when the outputs are written
-        ancestor = ancestor.parent
-    if ancestor.is_symlink() and not ancestor.exists():
-        raise UserError(f"cannot write {dst}: {ancestor} is a link to a missing folder")
-    if not ancestor.is_dir():
-        raise UserError(f"cannot write {dst}: {ancestor} is not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=ancestor):
-            pass
-    except OSError as exc:
-        raise UserError(f"cannot write {dst}: {ancestor} is not writable ({exc.strerror or exc})") from None
 
 
 def _pretraining_label(obj: Any) -> dict[str, Any]:
@@ -149,7 +127,7 @@ def convert_checkpoint(
     format (see ``FORMAT_NAMES``); ``dino_branch`` picks DINO's teacher or
     student; ``trust_pickle`` allows full unpickling (see ``reading``);
     ``input_style`` is the user's ``--input-style`` (needed only where
-    the file records none, see :mod:`transfer.convert.provenance`).
+    the file records none, see :mod:`transfer.convert.input_style`).
     Raises ``UserError`` (and writes nothing) unless every tensor of the
     inferred architecture is mapped with the right shape.
     """
@@ -161,7 +139,7 @@ def convert_checkpoint(
     src = Path(src)
     dst = Path(dst) if dst is not None else None
     if dst is not None:
-        _check_destination(dst, to, overwrite)
+        check_destination(dst, to, overwrite)
 
     loaded, backbone, style, settings, report = _read(src, fmt, dino_branch, trust_pickle, input_style, to)
     if to == "d2":
@@ -173,10 +151,7 @@ def convert_checkpoint(
         outputs = _torchvision_outputs(backbone, dst, report)
     report.dropped = backbone.drops.groups()
     if outputs:
-        try:
-            atomic_write_files(outputs)
-        except OSError as exc:  # checked writable above; this is the disk or the folder changing meanwhile
-            raise UserError(f"cannot write {dst}: {exc.strerror or exc}") from None
+        write_outputs(outputs, dst)
         report.output_path = str(dst)
     return report
 
@@ -227,3 +202,24 @@ def backbone_state_dict(src: str | Path, fmt: str | None = None, *, dino_branch:
     report.dropped = backbone.drops.groups()
     state = torchvision_payload(backbone.tensors, counters, list(reference_shapes(backbone.arch.depth)))
     return state, report, _pretraining_label(loaded.obj)
+
+
+def load_input_settings(pkl_path: str | Path, input_style: str | None = None) -> dict[str, Any]:
+    """Detectron2 config settings (exact config keys -> values) that ``pkl_path``'s weights need.
+
+    Reads the sidecar when there is one (``input_style``, the user's
+    ``--input-style``, must then agree with it); otherwise reads the file
+    (safely) and applies the rules of :mod:`transfer.convert.input_style`,
+    adding DEPTH and RES2_OUT_CHANNELS when the tensor names reveal the depth.
+    """
+    path = Path(pkl_path)
+    sidecar = sidecar_path(path)
+    if sidecar.is_file():
+        return sidecar_settings(path, input_style)
+    obj = load_checkpoint(path).obj
+    style = resolve_style(recorded_style(obj, "detectron2", path), input_style, path).settings
+    try:
+        found = detect(obj, forced="detectron2")
+        return with_arch(style, infer_arch(found.classified.claimed).depth)
+    except UserError:
+        return style

@@ -1,51 +1,263 @@
-"""Source tensor names -> canonical backbone, with every check that makes a conversion trustworthy.
+"""Find which layout fits a loaded checkpoint, then map its backbone with every check that makes it trustworthy.
 
-Each source tensor ends up in exactly one of three places:
+Recognition (:func:`detect`): a layout of :mod:`transfer.convert.layouts`
+fits when its marker (if any) holds, one of its containers is a mapping of
+tensors, and under its prefixes at least one residual-stage tensor translates
+to a canonical name. Layouts are tried in detection order; ``--format`` skips
+the search and the marker but still demands a backbone. Files nothing fits get
+a message with the keys that were seen, and known non-ResNet layouts (Caffe2
+blob names, Vision Transformers, lightly's CIFAR ResNet) get one of their own.
 
-* *claimed*: it sits under a backbone prefix and translates to a canonical
-  (torchvision) name;
-* *dropped*: it is a head, a momentum encoder, a queue... (with a reason);
-* *unexpected*: it sits inside the backbone namespace but is not part of a
-  plain torchvision ResNet (SE modules, deep stems, avg-down shortcuts).
+Mapping (:func:`map_backbone`): each source tensor has been sorted (by
+:func:`transfer.convert.layouts.classify`) into *claimed* (translates to a
+canonical name), *dropped* (a head, a momentum encoder, a queue..., with a
+reason) or *unexpected* (inside the backbone namespace but not part of a plain
+torchvision ResNet: SE modules, deep stems, avg-down shortcuts). The mapping
+then refuses, with a ``UserError`` naming the keys, a ResNet variant
+detectron2 cannot represent, two source keys claiming one target, anything
+unexpected, coverage of the inferred architecture below 100%, a shape that
+differs from torchvision's, and NaN/inf weights.
 
-:func:`map_backbone` then refuses, with a ``UserError`` naming the keys, when
-the backbone is a ResNet variant detectron2 cannot represent, when two source
-keys claim one target, when anything is unexpected, when coverage of the
-inferred architecture is below 100%, or when a shape differs from torchvision's.
+Which ResNet the names describe (depth and block type, from blocks per stage
+and whether blocks have a ``conv3``) and what it must contain come from
+torchvision itself (built on the ``meta`` device, so no memory or time is
+spent on weights): the converter never holds its own copy of what a
+ResNet-50 looks like.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
+import torchvision
 
 from synco.common.errors import UserError
-from transfer.convert.drop_reasons import DropLog, explain
-from transfer.convert.layouts import Layout
-from transfer.convert.naming import is_batch_counter
-from transfer.convert.resnet_spec import ResNetArch, infer_arch, reference_shapes, required_names
+from transfer.convert.layouts import (
+    ALIASES,
+    FORMAT_NAMES,
+    Classified,
+    DropLog,
+    Layout,
+    classify,
+    find_container,
+    is_batch_counter,
+    layouts,
+)
 
-_DEEP_STEM = re.compile(r"^(?:conv1\.\d+\.|stem\.\d+\.)")
-_AVG_DOWN = re.compile(r"^layer[1-4]\.\d+\.downsample\.2\.")
+_CAFFE2 = re.compile(r"^(?:conv1_w|res_conv1_bn_[sb]|res\d+_\d+_branch\w+)$")
+_VIT = frozenset({"patch_embed", "cls_token", "pos_embed", "blocks"})
+# lightly.models.ResNetGenerator's blocks name their projection shortcut `shortcut.0` (conv) / `shortcut.1` (BN)
+_LIGHTLY_GENERATOR = re.compile(r"(?:^|\.)(?:layer[1-4]|\d+)\.\d+\.shortcut\.[01]\.\w+$")
 
 
 @dataclass
-class Classified:
-    """Where each source key went; names only, no tensors touched."""
+class Detected:
+    """The layout that fits, and the state dict it was found in."""
 
-    claimed: dict[str, list[str]] = field(default_factory=dict)
-    unexpected: list[tuple[str, str]] = field(default_factory=list)
-    drops: DropLog = field(default_factory=DropLog)
+    layout: Layout
+    container: tuple[str, ...]
+    flat: dict[str, Any]
+    classified: Classified
+    ignored_entries: list[str]
+
+
+def _tensors_in(node: Any) -> dict[str, Any]:
+    if not isinstance(node, Mapping):
+        return {}
+    return {str(key): value for key, value in node.items() if is_tensor(value)}
+
+
+def _try(obj: Any, layout: Layout, use_marker: bool) -> Detected | None:
+    top = obj if isinstance(obj, Mapping) else {}
+    for path in layout.containers:
+        flat = _tensors_in(find_container(obj, path))
+        if not flat:
+            continue
+        if use_marker and layout.marker is not None and not layout.marker(top, flat):
+            continue
+        classified = classify(flat, layout)
+        if classified.has_backbone:
+            ignored = [str(key) for key in top if path and key != path[0]]
+            return Detected(layout, path, flat, classified, ignored)
+    return None
+
+
+def resolve_format(name: str) -> str:
+    """Canonical format name for ``name`` (aliases like ``timm`` accepted)."""
+    name = ALIASES.get(name, name)
+    if name not in FORMAT_NAMES:
+        raise UserError(f"unknown format {name!r}; choose one of: {', '.join(FORMAT_NAMES + tuple(ALIASES))}")
+    return name
+
+
+def detect(obj: Any, forced: str | None = None, dino_branch: str = "teacher") -> Detected:
+    """Find the layout of a loaded checkpoint (``forced``: a format name to use instead of searching)."""
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.state_dict()
+    _refuse_lightly_generator(obj)
+    if forced is not None:
+        name = resolve_format(forced)
+        layout = next(layout for layout in layouts(dino_branch) if layout.name == name)
+        found = _try(obj, layout, use_marker=False)
+        if found is None:
+            raise UserError(f"--format {name}: no ResNet backbone where {layout.description} keeps it; {_seen(obj)}")
+        return found
+    for layout in layouts(dino_branch):
+        found = _try(obj, layout, use_marker=True)
+        if found is not None:
+            return found
+    _refuse_known_non_resnets(obj)
+    raise UserError(
+        f"unrecognised checkpoint layout: no known format finds a ResNet backbone; {_seen(obj)}; "
+        f"known formats: {', '.join(FORMAT_NAMES)} (force one with --format)"
+    )
+
+
+def _tensor_mappings(
+    obj: Any, path: tuple[str, ...] = (), depth: int = 0
+) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Every mapping (up to 4 levels deep) that directly holds tensors, with its key path."""
+    if not isinstance(obj, Mapping) or depth > 4:
+        return
+    tensors = _tensors_in(obj)
+    if tensors:
+        yield path, tensors
+    for key, value in obj.items():
+        if isinstance(value, Mapping):
+            yield from _tensor_mappings(value, path + (str(key),), depth + 1)
+
+
+def _seen(obj: Any) -> str:
+    if not isinstance(obj, Mapping):
+        return f"the file holds a {type(obj).__name__}, not a dict"
+    top = ", ".join(str(key) for key in list(obj)[:8]) or "none"
+    found = sorted(_tensor_mappings(obj), key=lambda item: -len(item[1]))
+    if not found:
+        return f"top-level keys: {top}; no tensors found"
+    path, tensors = found[0]
+    where = " -> ".join(path) or "top level"
+    return f"top-level keys: {top}; first tensor names ({where}): {', '.join(list(tensors)[:6])}"
+
+
+def _names_matching(obj: Any, matches: Callable[[str], Any]) -> list[str]:
+    """The tensor names that ``matches`` in the first mapping of ``obj`` holding any (empty if none does)."""
+    for _, tensors in _tensor_mappings(obj):
+        names = [key for key in tensors if matches(key)]
+        if names:
+            return names
+    return []
+
+
+def _refuse_known_non_resnets(obj: Any) -> None:
+    caffe2 = _names_matching(obj, _CAFFE2.match)
+    if caffe2:
+        raise UserError(
+            f"Caffe2/Detectron1 blob names ({', '.join(caffe2[:3])}): give this file to detectron2 directly "
+            "as MODEL.WEIGHTS (it converts these itself, with its default BGR / STRIDE_IN_1X1 settings); "
+            "synco convert does not translate them"
+        )
+    vit = _names_matching(obj, lambda key: _VIT & set(key.split(".")))
+    if vit:
+        raise UserError(f"this looks like a Vision Transformer ({', '.join(vit[:3])}), not a ResNet")
+
+
+def _refuse_lightly_generator(obj: Any) -> None:
+    """lightly's own ResNet is a different network, not a renamed torchvision one: say what it is.
+
+    Why refused: ``lightly.models.ResNetGenerator`` (lightly/models/resnet.py)
+    is a CIFAR-style ResNet: a 3x3 stride-1 stem conv and no max-pool, where
+    torchvision and detectron2 have a 7x7 stride-2 conv and a max-pool. No
+    renaming makes its weights compute the same function in those networks.
+    Left to the lightly layout, its ``nn.Sequential`` indices (2..5 for
+    layer1..4) would only yield a confusing "blocks per stage" message.
+    """
+    keys = _names_matching(obj, _LIGHTLY_GENERATOR.search)
+    if keys:
+        raise UserError(
+            f"this is lightly's own ResNet (lightly.models.ResNetGenerator; {', '.join(keys[:2])}), a "
+            "CIFAR-style network with a 3x3 stride-1 stem and no max-pool, not a torchvision ResNet; "
+            "detectron2's and torchvision's ResNets (7x7 stride-2 stem + max-pool) cannot hold it, so it is "
+            "refused. For transferable weights, pretrain with a torchvision backbone in lightly "
+            "(nn.Sequential(*list(torchvision.models.resnet50().children())[:-1]))"
+        )
+
+
+# (block type, blocks per stage) -> depth, as torchvision defines them.
+DEPTHS: dict[tuple[str, tuple[int, ...]], int] = {
+    ("BasicBlock", (2, 2, 2, 2)): 18,
+    ("BasicBlock", (3, 4, 6, 3)): 34,
+    ("Bottleneck", (3, 4, 6, 3)): 50,
+    ("Bottleneck", (3, 4, 23, 3)): 101,
+    ("Bottleneck", (3, 8, 36, 3)): 152,
+}
+_BLOCK = re.compile(r"^layer([1-4])\.(\d+)\.(conv3|bn3)?")
+
+
+@dataclass(frozen=True)
+class ResNetArch:
+    """A torchvision ResNet depth with its block type and blocks per stage."""
+
+    depth: int
+    block: str
+    blocks: tuple[int, ...]
 
     @property
-    def has_backbone(self) -> bool:
-        """At least one residual-stage tensor was found: this layout fits the file."""
-        return any(name.startswith("layer") for name in self.claimed)
+    def name(self) -> str:
+        return f"resnet{self.depth}"
+
+
+def infer_arch(canonical_names: Iterable[str]) -> ResNetArch:
+    """Depth and block type from canonical names; fails if they fit no torchvision ResNet."""
+    counts = [0, 0, 0, 0]
+    bottleneck = False
+    for name in canonical_names:
+        match = _BLOCK.match(name)
+        if match is None:
+            continue
+        stage = int(match[1]) - 1
+        counts[stage] = max(counts[stage], int(match[2]) + 1)
+        bottleneck = bottleneck or match[3] is not None
+    block = "Bottleneck" if bottleneck else "BasicBlock"
+    blocks = tuple(counts)
+    depth = DEPTHS.get((block, blocks))
+    if depth is None:
+        known = "; ".join(f"{d}: {b} {list(c)}" for (b, c), d in sorted(DEPTHS.items(), key=lambda kv: kv[1]))
+        raise UserError(
+            f"the backbone has {block}s with {list(blocks)} blocks per stage, which is no torchvision "
+            f"ResNet ({known}); blocks are missing or this is not a standard ResNet"
+        )
+    return ResNetArch(depth, block, blocks)
+
+
+@lru_cache(maxsize=None)
+def reference_shapes(depth: int) -> dict[str, tuple[int, ...]]:
+    """Every backbone tensor of torchvision's ``resnet{depth}`` with its shape (fc excluded), in order."""
+    with torch.device("meta"):
+        model = getattr(torchvision.models, f"resnet{depth}")()
+    return {
+        name: tuple(tensor.shape)
+        for name, tensor in model.state_dict().items()
+        if not name.startswith("fc.")
+    }
+
+
+def required_names(depth: int) -> list[str]:
+    """The tensors that count towards coverage: weights and BN running stats, not step counters."""
+    return [name for name in reference_shapes(depth) if not is_batch_counter(name)]
+
+
+def batch_counter_names(depth: int) -> list[str]:
+    return [name for name in reference_shapes(depth) if is_batch_counter(name)]
+
+
+_DEEP_STEM = re.compile(r"^(?:conv1\.\d+\.|stem\.\d+\.)")
+_AVG_DOWN = re.compile(r"^layer[1-4]\.\d+\.downsample\.2\.")
 
 
 @dataclass
@@ -61,32 +273,6 @@ class MappedBackbone:
 
 def is_tensor(value: Any) -> bool:
     return isinstance(value, (torch.Tensor, np.ndarray))
-
-
-def classify(keys: Iterable[str], layout: Layout) -> Classified:
-    """Sort source keys into claimed / unexpected / dropped for ``layout``."""
-    result = Classified()
-    naming = layout.naming
-    for key in keys:
-        for prefix, replacement in layout.prefixes:
-            if not key.startswith(prefix):
-                continue
-            rest = replacement + key[len(prefix):]
-            dropped = naming.dropped_head(rest)
-            if dropped is not None:
-                result.drops.add(f"{prefix}{dropped}.*", naming.head_drops[dropped])
-                break
-            head = naming.head_of(rest)
-            if head in naming.heads:
-                canonical = naming.parse(rest)
-                if canonical is None:
-                    result.unexpected.append((key, rest))
-                else:
-                    result.claimed.setdefault(canonical, []).append(key)
-                break
-        else:
-            result.drops.add(*explain(key))
-    return result
 
 
 def _few(items: list[str], limit: int = 5) -> str:

@@ -9,18 +9,25 @@ Safety vs compatibility, the choice made here:
 * Detectron2/Caffe2 ``.pkl`` files are plain pickles (``encoding="latin1"``
   for old Python 2 pickles) read by an unpickler that resolves only numpy
   array reconstruction, ``OrderedDict`` and ``_codecs.encode``.
-* A reference to a function of the training script itself (``__main__.X``,
-  e.g. VICReg's ``exclude_bias_and_norm`` in its LARS ``param_groups``) can
-  be resolved by no loader, trusted or not: it is read as an inert
-  placeholder (:class:`MainScriptObject`), never imported or called. Such
-  references sit in optimizer metadata; were one to stand for a backbone
-  tensor, that tensor would be missing and the coverage check would refuse.
+* A reference to a function or class of the training script itself
+  (``__main__.X``, e.g. VICReg's ``exclude_bias_and_norm`` in its LARS
+  ``param_groups``) can be resolved by no loader, trusted or not: the script
+  is not here, and this process's own ``__main__`` is a different program.
+  So it is read as an inert placeholder (:class:`MainScriptObject`), never
+  imported or called, by the safe reader and by ``--trust-pickle`` alike.
+  Such references sit in optimizer metadata; were one to stand for a
+  backbone tensor, that tensor would be missing and the coverage check
+  would refuse.
 * There is no silent fallback to full unpickling: a file that needs more
   (e.g. a Lightning checkpoint whose hyper-parameters are an ``AttributeDict``)
   fails with the offending global named, and ``trust_pickle=True``
   (``--trust-pickle``) re-reads it with ``weights_only=False`` / plain pickle.
   Unpickling can run arbitrary code, so that must be the user's decision
   about a file whose origin they know.
+* A file that is neither a zip archive (what ``torch.save`` writes) nor a
+  pickle (old ``torch.save`` files, detectron2 ``.pkl``) and fails to
+  load is called that, in one sentence, rather than by whatever the
+  unpickler tripped on (a text file read as a pickle says ``KeyError: 101``).
 """
 
 from __future__ import annotations
@@ -28,10 +35,11 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
+import types
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -97,9 +105,32 @@ class MainScriptObject:
         pass
 
 
+class _TrustedUnpickler(pickle.Unpickler):
+    """Full unpickling (``--trust-pickle``), except that ``__main__`` names become :class:`MainScriptObject`.
+
+    Why not resolve them: ``__main__`` here is ``synco``, not the training
+    script that saved the file, so a name found there would be the wrong
+    object and a missing one would fail the whole read.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__main__":
+            return MainScriptObject
+        return super().find_class(module, name)
+
+
+def _trusted_load(handle: BinaryIO, **kwargs: Any) -> Any:
+    return _TrustedUnpickler(handle, **kwargs).load()
+
+
+#: What ``torch.load(pickle_module=...)`` needs of a pickle module: its name, ``Unpickler`` and ``load``.
+_TRUSTED_PICKLE = types.SimpleNamespace(__name__="transfer.convert.reading.trusted_pickle",
+                                        Unpickler=_TrustedUnpickler, load=_trusted_load)
+
+
 def _load_torch(path: Path, trust_pickle: bool) -> Any:
     if trust_pickle:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_TRUSTED_PICKLE)
     serialization = torch.serialization
     if not hasattr(serialization, "safe_globals"):  # torch 2.4: only the process-wide allow-list exists
         serialization.add_safe_globals(_torch_safe_globals())
@@ -119,7 +150,7 @@ def _load_torch(path: Path, trust_pickle: bool) -> Any:
 def _load_pickle(path: Path, trust_pickle: bool) -> Any:
     with path.open("rb") as handle:
         if trust_pickle:
-            return pickle.load(handle, encoding="latin1")
+            return _trusted_load(handle, encoding="latin1")
         return _NumpyOnlyUnpickler(handle, encoding="latin1").load()
 
 
@@ -130,6 +161,33 @@ def _blocked_global(exc: Exception) -> str:
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+_ZIP = b"PK\x03\x04"
+# How a pickle can open: PROTO (every pickle of protocol 2 or later, hence every old torch.save file), or, at
+# protocols 0 and 1 (Python 2 era .pkl files), MARK, EMPTY_DICT, EMPTY_LIST or GLOBAL.
+_PICKLE_OPENINGS = (b"\x80", b"(", b"}", b"]", b"c")
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """Why ``path`` (which failed to load) is no checkpoint at all, judged by its first bytes; None if it may be one.
+
+    Why only after a failure, and only by the first byte: a pickle of
+    protocol 0 is itself ASCII text, so looking like text proves nothing;
+    opening with no opcode a pickle can open with does.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(32)
+    except OSError:
+        return None
+    if head.startswith((_ZIP, *_PICKLE_OPENINGS)):
+        return None
+    text = head.decode("utf-8", errors="replace").strip()
+    printable = text and all(char.isprintable() or char.isspace() for char in text) and "\ufffd" not in text
+    shape = f"it begins like a text file ({text[:24]!r})" if printable else f"it begins with bytes {head[:8].hex(' ')}"
+    return (f"{path} is not a checkpoint torch can read: it is neither a zip archive (what torch.save writes) "
+            f"nor a pickle (old torch.save files, detectron2 .pkl), and {shape}")
 
 
 def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> LoadedCheckpoint:
@@ -147,12 +205,20 @@ def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> LoadedCheck
     reader = "pickle" if as_pickle else "torch.load"
     try:
         obj = _load_pickle(path, trust_pickle) if as_pickle else _load_torch(path, trust_pickle)
-    except pickle.UnpicklingError as exc:
-        if not trust_pickle and _BLOCKED.search(str(exc)):
-            raise UserError(f"{path} stores {_blocked_global(exc)}, not just weights; {_TRUST_HINT}") from exc
-        raise UserError(f"cannot read {path} as a checkpoint ({reader}): {_first_line(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - why broad: unpicklers fed a text or corrupt file raise anything
         # (IndexError, KeyError, UnicodeDecodeError, struct.error...); all mean "not a checkpoint"
-        raise UserError(f"cannot read {path} as a checkpoint ({reader}): {type(exc).__name__}: "
-                        f"{_first_line(exc)}") from None
+        raise _read_error(path, reader, trust_pickle, exc) from (exc if isinstance(exc, pickle.UnpicklingError)
+                                                                  else None)
     return LoadedCheckpoint(obj, sha, reader)
+
+
+def _read_error(path: Path, reader: str, trust_pickle: bool, exc: Exception) -> UserError:
+    """The one sentence that names why ``path`` could not be read."""
+    not_a_checkpoint = _not_a_checkpoint(path)
+    if not_a_checkpoint is not None:
+        return UserError(not_a_checkpoint)
+    if isinstance(exc, pickle.UnpicklingError):
+        if not trust_pickle and _BLOCKED.search(str(exc)):
+            return UserError(f"{path} stores {_blocked_global(exc)}, not just weights; {_TRUST_HINT}")
+        return UserError(f"cannot read {path} as a checkpoint ({reader}): {_first_line(exc)}")
+    return UserError(f"cannot read {path} as a checkpoint ({reader}): {type(exc).__name__}: {_first_line(exc)}")

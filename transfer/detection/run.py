@@ -34,12 +34,11 @@ from transfer.detection.coco_fast import faster_coco_eval_version, faster_cocoev
 from transfer.detection.datasets import check_contents, check_layout, default_root, register_datasets
 from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
 from transfer.detection.run_config import build_config, config_changes, config_dump, protocol_deviations
+from transfer.detection.weights import prepare_weights
 from transfer.errors import TransferFailed, attempt, problems_error, run_folder
-from transfer.labels import PROTOCOL_DEPTH
 from transfer.record import RunRecord, read_record
 from transfer.run import Engine, Planned, Recorder, default_output, execute, versions
-from transfer.tasks import Task, get_task
-from transfer.weights import prepare_weights
+from transfer.tasks import PROTOCOL_DEPTH, Task, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def run_detection(task: str, weights: str, output: str | Path | None = None, *, 
     """Fine-tune ``weights`` on ``task``; returns the run record (also in ``OUTPUT/run_record.json``).
 
     ``input_style`` (``--input-style torchvision|msra``) is for weights that do not record how their
-    ResNet was fed (see :mod:`transfer.convert.provenance`).
+    ResNet was fed (see :mod:`transfer.convert.input_style`).
 
     Raises ``UserError`` for bad input (found before the start, it leaves
     nothing behind: see :func:`transfer.errors.run_folder`), ``TransferFailed``

@@ -34,12 +34,19 @@ from detectron2.utils.file_io import PathManager
 
 from synco.common.digest import sha256_of
 from synco.common.errors import UserError
-from transfer.convert import convert_checkpoint, load_input_settings, sidecar_path
+from transfer.convert.api import convert_checkpoint, load_input_settings
+from transfer.convert.input_style import (
+    DETECTRON2_DEFAULT_STYLE,
+    TORCHVISION_STYLE,
+    sidecar_path,
+    sidecar_source,
+    with_arch,
+)
+from transfer.convert.mapping import DEPTHS
 from transfer.convert.reading import load_checkpoint
-from transfer.convert.resnet_spec import DEPTHS
-from transfer.convert.settings import DETECTRON2_DEFAULT_STYLE, TORCHVISION_STYLE, with_arch
 from transfer.errors import missing_weights
-from transfer.labels import PROTOCOL_DEPTH, file_label, sidecar_source
+from transfer.run import file_label
+from transfer.tasks import PROTOCOL_DEPTH
 
 logger = logging.getLogger(__name__)
 
