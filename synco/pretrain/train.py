@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from synco.common.atomic import atomic_link
+from synco.common.atomic import atomic_link, pause_point
 from synco.common.errors import UserError
 from synco.pretrain.checkpoint import LAST, check_compatible, find_resume_checkpoint, restore_rng, save_checkpoint
 from synco.pretrain.config import PretrainConfig, config_from_dict
@@ -207,6 +207,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
                     im_q, im_k, index, skipped = run.dataset.views(batch, epoch, device)
                     bad.note(index, skipped, logger.log, run.rank, epoch=epoch, global_step=global_step)
                     lr = cfg.lr_at(epoch, step, run.steps_per_epoch)
+                    pause_point("step", str(global_step))  # kill tests: a signal lands exactly here
                     loss, diag, signum = _step(run, im_q, im_k, epoch, lr, stop.signum, (step, global_step), bad)
                     global_step += 1
                     meter.step_done({"loss": loss, **diag}, epoch, step, global_step, lr, step + 1 == sampler.steps)
