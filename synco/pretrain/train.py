@@ -50,10 +50,6 @@ def _prepare_output(cfg: PretrainConfig, resume: bool, rank: int) -> tuple[Path,
     if found and not resume:
         raise UserError(f"{output} already holds checkpoints; pass --resume to continue that run, "
                         "or choose another --output.")
-    if rank == 0:
-        output.mkdir(parents=True, exist_ok=True)
-        if not os.access(output, os.W_OK):
-            raise UserError(f"cannot write to {output}.")
     return output, found
 
 
@@ -121,6 +117,10 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
     dataset = pipeline_dataset(cfg.data_pipeline, cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
     unreadable = UnreadableImages(dataset, cfg.max_unreadable_fraction)
     dataset.give_up = unreadable.give_up()
+    if rank == 0:  # only now: a refused setting or dataset leaves no empty run folder behind
+        output.mkdir(parents=True, exist_ok=True)
+        if not os.access(output, os.W_OK):
+            raise UserError(f"cannot write to {output}.")
     model, optimizer, memory_format = build_model(cfg, world, device)
     steps_per_epoch = ResumableBatchSampler(len(dataset), cfg.batch_size, 0, max_steps=cfg.max_steps_per_epoch).steps
     start = _restore(found, model, optimizer, cfg.epochs, rank) if found else (0, 0, 0)
