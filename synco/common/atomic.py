@@ -80,7 +80,8 @@ PAUSE_AT, PAUSE_MARKER = "SYNCO_PAUSE_AT", "SYNCO_PAUSE_MARKER"
 _PAUSE = tuple(os.environ[PAUSE_AT].split(":", 1)) if ":" in os.environ.get(PAUSE_AT, "") else None
 _paused = False
 #: The signals a paused process waits for (besides SIGKILL, which needs no waiting).
-PAUSE_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+PAUSE_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1")
+                      if hasattr(signal, name))
 
 
 def pause_point(point: str, *targets: str | os.PathLike) -> None:
