@@ -29,7 +29,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"synco.cli.{name}").add_parser(sub)
+    parser.commands = sub.choices  # type: ignore[attr-defined]  # name -> its parser, for parse_args
     return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line parsed; a command that sets ``intermixed`` takes its options anywhere.
+
+    Users put flags after the overrides as readily as before them
+    (``synco transfer --task toy-voc --weights w.pth SOLVER.MAX_ITER 2 --quiet``);
+    argparse alone collects positionals only in one contiguous run, so such a
+    command's own arguments are parsed again with ``parse_intermixed_args``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "intermixed", False):
+        command = parser.commands[args.command]  # type: ignore[attr-defined]
+        rest = argv[argv.index(args.command) + 1:]  # the top level has only --help and --version before it
+        return command.parse_intermixed_args(rest, namespace=argparse.Namespace(command=args.command))
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,16 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     # deprecation notice is not the user's to act on.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated", category=UserWarning)
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # KEY=VALUE overrides may follow or precede options; argparse only collects
-    # them in one contiguous run, so the rest are picked up here.
-    if extra:
-        if isinstance(getattr(args, "overrides", None), list) and all(
-                "=" in e and not e.startswith("-") for e in extra):
-            args.overrides += extra
-        else:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parse_args(argv)
     try:
         result = args.func(args)
     except UserError as exc:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
+
+from synco.common.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +46,9 @@ def run_toy(args: argparse.Namespace) -> int:
                         det_test=args.det_test, max_objects=args.max_objects, cls_train=args.cls_train,
                         cls_val=args.cls_val, style=args.style)
 
+    spec.validate()
+    _check_creatable(args.out)
+
     def progress(split: str, done: int, total: int) -> None:
         if not args.quiet and (done == total or done % 256 == 0):
             print(f"  {split:9s} {done:6d}/{total}", file=sys.stderr)
@@ -52,3 +59,24 @@ def run_toy(args: argparse.Namespace) -> int:
     print(f"toy world at {args.out}: {splits} ({len(manifest['classes'])} classes, seed {spec.seed}, "
           f"{spec.size}px, {spec.style} style)")
     return 0
+
+
+def _check_creatable(out: Path) -> None:
+    """Refuse a folder that cannot be made, naming that cause.
+
+    Some places refuse new folders although they look writable and report no
+    free space (``/proc``, read-only mounts): without this the generator's
+    disk-space check would blame the disk. A hidden folder is made and removed
+    at once beside where ``out`` would go; nothing else is touched.
+    """
+    out = Path(os.path.abspath(out))
+    if out.exists():
+        return
+    ancestor = next(p for p in out.parents if p.exists())
+    if not ancestor.is_dir():
+        return  # the generator names the file that is in the way
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".synco-probe-", dir=ancestor))
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {out}: {ancestor} does not accept new folders "
+                        f"({exc.strerror or exc}).") from None

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from synco.common.errors import UserError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the toy-world demo: pretrain -> convert -> transfer -> table "
@@ -42,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.time()
     plan = plan_demo(args.grid)  # the grid is validated there: one sentence for a bad value
     out = args.out or plan.output
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose another --out (the file is left as it is).")
     print(f"demo: {plan.note} -> {out}", file=sys.stderr)
     summary = run_demo(plan, out, args.experiment)
     table = out / "tables" / "results.md"

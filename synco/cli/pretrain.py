@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -28,8 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
     p.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="override settings, e.g. epochs=100 batch_size=512 synthesis.n_hard=512 amp=true")
-    p.set_defaults(func=run)
+                   help="override settings, e.g. epochs=100 batch_size=512 synthesis.n_hard=512 amp=true; "
+                        "options may come before or after them")
+    p.set_defaults(func=run, intermixed=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not cfg.data:
         raise UserError("no dataset given; pass --data ROOT (an ImageFolder root or a toy world).")
+    _check_output(Path(cfg.output))
     try:
         summary = pretrain(cfg, resume=args.resume, progress=not args.no_progress)
     except Interrupted as stop:
@@ -58,3 +61,12 @@ def run(args: argparse.Namespace) -> int:
           f"{summary.images_per_second:.1f} images/s, data wait {summary.data_wait_fraction:.0%}; "
           f"checkpoint {summary.checkpoint}")
     return 0
+
+
+def _check_output(output: Path) -> None:
+    """The run folder can be made: refused before any work (and before anything is touched) if it, or the
+    folder that would hold it, is a file."""
+    blocking = next((p for p in (output, *output.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        where = "is a file" if blocking == output else f"cannot be created: {blocking} is a file"
+        raise UserError(f"the run folder {output} {where}, not a folder; choose another --output.")

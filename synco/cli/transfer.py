@@ -81,9 +81,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow full unpickling of the weights (can run code; only for files you trust)")
     parser.add_argument("--quiet", action="store_true", help="log to OUTPUT/log.txt only")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
-                        help="config overrides (detectron2 keys, or the classification protocol's)")
-    parser.set_defaults(func=run)
+    parser.add_argument("opts", nargs="*", metavar="KEY VALUE",
+                        help="config overrides (detectron2 keys, or the classification protocol's); "
+                             "options may come before or after them")
+    parser.set_defaults(func=run, intermixed=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,6 +26,30 @@ Faults, and what a user sees:
   offers it, so the target is never absent; elsewhere two renames leave a
   short window in which the old folder sits at ``.<name>.old-<pid>@<host>.*``,
   and the next write puts it back if the process died there.
+
+Kill tests need the kill to land at a known moment, not after a guessed
+delay (a race that CI loses now and then). ``SYNCO_PAUSE_AT="<point>:<target>"``
+(test use only) makes the process stop the first time it reaches ``point``
+for ``target`` (a file or folder name, or the end of its path, e.g.
+``seed0/config.yaml``): it writes its pid into the file named by
+``SYNCO_PAUSE_MARKER`` (created by one rename, so it is never seen empty)
+and waits there. A test then sends its signal: SIGKILL ends the process at
+that exact point; SIGTERM, SIGINT, SIGHUP or SIGUSR1 are handled exactly as
+if they had arrived there (the process's own handler, or the default
+action), and the process goes on. Points:
+
+* :func:`atomic_write_files`: ``temporary`` (that file's temporary created,
+  nothing written), ``before-rename`` (every temporary complete and
+  fsynced, the group's journal written, nothing renamed), ``between-renames``
+  (a group of several files, after the first rename: what the journal
+  repairs), ``after-rename`` (everything renamed, before the cleanup).
+* :func:`atomic_directory`: ``before-rename`` (the staging folder complete),
+  ``after-rename`` (swapped in, the old content not yet removed).
+* any caller of :func:`pause_point`: ``synco data toy`` stops at
+  ``partial`` (half of the pretraining images written), pretraining at
+  ``step`` with the 0-based global step about to run as the target.
+
+The variable is read once, at import; unset, each point costs one comparison.
 """
 
 from __future__ import annotations
@@ -37,8 +61,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
 
@@ -47,6 +74,56 @@ from synco.common.errors import UserError
 Writer = Callable[[BinaryIO], None]
 #: Errors that mean "no space left": the device is full, or the user's quota is.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+PAUSE_AT, PAUSE_MARKER = "SYNCO_PAUSE_AT", "SYNCO_PAUSE_MARKER"
+_PAUSE = tuple(os.environ[PAUSE_AT].split(":", 1)) if ":" in os.environ.get(PAUSE_AT, "") else None
+_paused = False
+#: The signals a paused process waits for (besides SIGKILL, which needs no waiting).
+PAUSE_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1")
+                      if hasattr(signal, name))
+
+
+def pause_point(point: str, *targets: str | os.PathLike) -> None:
+    """Stop here if ``SYNCO_PAUSE_AT`` names this point and one of ``targets`` (see the module docstring).
+
+    Returns at once when the variable is unset, names another point or
+    target, or the process has paused before.
+    """
+    global _paused
+    if _PAUSE is None or _PAUSE[0] != point or _paused:
+        return
+    wanted = "/" + _PAUSE[1].strip("/")
+    if not any(("/" + os.fspath(target)).endswith(wanted) for target in targets):
+        return
+    _paused = True
+    if threading.current_thread() is not threading.main_thread():  # only the main thread handles signals
+        _write_marker()
+        while True:
+            time.sleep(3600)
+    arrived: list[int] = []
+    previous = {}
+    for sig in PAUSE_SIGNALS:
+        handler = signal.getsignal(sig)
+        if handler is not None and handler != signal.SIG_IGN:  # an ignored signal stays ignored
+            previous[sig] = signal.signal(sig, lambda signum, frame: arrived.append(signum))
+    try:
+        _write_marker()
+        while not arrived:  # a short sleep, not signal.pause(): a signal landing just before it would be lost
+            time.sleep(0.01)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    signal.raise_signal(arrived[0])  # now handled as if it had arrived here
+
+
+def _write_marker() -> None:
+    marker = os.environ.get(PAUSE_MARKER)
+    if marker:
+        tmp = f"{marker}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(str(os.getpid()))
+        os.replace(tmp, marker)
 
 
 def _owner() -> str:
@@ -145,13 +222,19 @@ def atomic_write_files(outputs: Sequence[tuple[str | os.PathLike, Writer]], need
             clean_stale_temporaries(path)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}.", suffix=".tmp", dir=path.parent)
             staged.append((Path(tmp), path))
+            pause_point("temporary", path)
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
         journal = _journal(staged) if len(staged) > 1 else None
-        for tmp, path in staged:
+        targets = [path for _, path in staged]
+        pause_point("before-rename", *targets)
+        for i, (tmp, path) in enumerate(staged):
             os.replace(tmp, path)
+            if i == 0 and len(staged) > 1:
+                pause_point("between-renames", *targets)
+        pause_point("after-rename", *targets)
     except OSError as exc:
         if exc.errno in DISK_FULL:
             raise disk_full_error(current, needed) from None
@@ -223,19 +306,23 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
         if isinstance(exc, OSError) and exc.errno in DISK_FULL:
             raise disk_full_error(target) from None
         raise
+    pause_point("before-rename", target)
     if target.exists():
         if not overwrite:
             shutil.rmtree(staging, ignore_errors=True)
             raise FileExistsError(target)
         if _exchange(staging, target):  # staging now holds the old content
+            pause_point("after-rename", target)
             shutil.rmtree(staging, ignore_errors=True)
             return
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{_owner()}.", dir=target.parent))
         os.replace(target, old / "content")
         os.replace(staging, target)
+        pause_point("after-rename", target)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(staging, target)
+        pause_point("after-rename", target)
 
 
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:

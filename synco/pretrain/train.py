@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from synco.common.atomic import atomic_link
+from synco.common.atomic import atomic_link, pause_point
 from synco.common.errors import UserError
 from synco.pretrain.checkpoint import LAST, check_compatible, find_resume_checkpoint, restore_rng, save_checkpoint
 from synco.pretrain.config import PretrainConfig, config_from_dict
@@ -50,10 +50,6 @@ def _prepare_output(cfg: PretrainConfig, resume: bool, rank: int) -> tuple[Path,
     if found and not resume:
         raise UserError(f"{output} already holds checkpoints; pass --resume to continue that run, "
                         "or choose another --output.")
-    if rank == 0:
-        output.mkdir(parents=True, exist_ok=True)
-        if not os.access(output, os.W_OK):
-            raise UserError(f"cannot write to {output}.")
     return output, found
 
 
@@ -121,6 +117,10 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
     dataset = pipeline_dataset(cfg.data_pipeline, cfg.data, cfg.image_size, cfg.seed, cfg.crop_min)
     unreadable = UnreadableImages(dataset, cfg.max_unreadable_fraction)
     dataset.give_up = unreadable.give_up()
+    if rank == 0:  # only now: a refused setting or dataset leaves no empty run folder behind
+        output.mkdir(parents=True, exist_ok=True)
+        if not os.access(output, os.W_OK):
+            raise UserError(f"cannot write to {output}.")
     model, optimizer, memory_format = build_model(cfg, world, device)
     steps_per_epoch = ResumableBatchSampler(len(dataset), cfg.batch_size, 0, max_steps=cfg.max_steps_per_epoch).steps
     start = _restore(found, model, optimizer, cfg.epochs, rank) if found else (0, 0, 0)
@@ -207,6 +207,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
                     im_q, im_k, index, skipped = run.dataset.views(batch, epoch, device)
                     bad.note(index, skipped, logger.log, run.rank, epoch=epoch, global_step=global_step)
                     lr = cfg.lr_at(epoch, step, run.steps_per_epoch)
+                    pause_point("step", str(global_step))  # kill tests: a signal lands exactly here
                     loss, diag, signum = _step(run, im_q, im_k, epoch, lr, stop.signum, (step, global_step), bad)
                     global_step += 1
                     meter.step_done({"loss": loss, **diag}, epoch, step, global_step, lr, step + 1 == sampler.steps)

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from synco.common.atomic import atomic_directory, link_or_copy
+from synco.common.atomic import atomic_directory, link_or_copy, pause_point
 from synco.common.errors import UserError
 from synco.toyworld.formats import coco_annotations, coco_categories, coco_image, voc_xml
 from synco.toyworld.objects import STYLES, make_object_image
@@ -132,14 +132,18 @@ def _object_image(spec: ToyWorldSpec, split: str, index: int, category: int | No
     return make_object_image([spec.seed, SPLITS[split], category, index], spec.size, category, spec.style)
 
 
-def _write_pretrain(spec: ToyWorldSpec, root: Path, progress: Callable[[str, int, int], None]) -> None:
+def _write_pretrain(spec: ToyWorldSpec, root: Path, progress: Callable[[str, int, int], None],
+                    target: Path) -> None:
     """Object-centric like ImageNet: pretraining on them and fine-tuning detectors on scenes is the
-    toy version of ImageNet -> VOC/COCO."""
+    toy version of ImageNet -> VOC/COCO. Kill tests stop at ``partial`` for ``target`` halfway
+    (:func:`synco.common.atomic.pause_point`)."""
     folder = root / "pretrain" / "train" / "toy"
     folder.mkdir(parents=True)
     for i in range(spec.count):
         _save_jpeg(_object_image(spec, "pretrain", i), folder / f"{spec.file_id('pretrain', i)}.jpg")
         progress("pretrain", i + 1, spec.count)
+        if i + 1 == (spec.count + 1) // 2:
+            pause_point("partial", target)
 
 
 def subset_names(spec: ToyWorldSpec, fraction: float) -> list[str]:
@@ -263,7 +267,7 @@ def generate_toy_world(out: str | os.PathLike, spec: ToyWorldSpec | None = None,
     try:
         with atomic_directory(out, overwrite=action == "replace") as staging:
             if spec.count:
-                _write_pretrain(spec, staging, progress)
+                _write_pretrain(spec, staging, progress, out)
             if spec.cls_train:
                 _write_classification(spec, staging, progress)
             if spec.det_train:

@@ -13,6 +13,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from synco.common import atomic
 from synco.common.atomic import (
     _exchange,
     _owner,
@@ -85,19 +88,28 @@ def test_only_dead_writers_of_this_host_are_cleaned(tmp_path):
     assert live.exists() and remote.exists() and other.exists() and not dead.exists()
 
 
-def test_folders_are_swapped_in_one_step_where_linux_allows(tmp_path):
+@pytest.mark.skipif(sys.platform != "linux", reason="renameat2(RENAME_EXCHANGE) is Linux's")
+def test_folders_are_swapped_in_one_step_on_linux(tmp_path):
+    """ext4, xfs, btrfs, tmpfs and overlayfs (where tests run) all support the exchange since Linux 3.15/4.x."""
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
     (a / "from_a").touch()
-    if _exchange(a, b):
-        assert (b / "from_a").exists() and not (a / "from_a").exists()
+    (b / "from_b").touch()
+    assert _exchange(a, b), f"renameat2(RENAME_EXCHANGE) is not available for {tmp_path}"
+    assert [p.name for p in a.iterdir()] == ["from_b"] and [p.name for p in b.iterdir()] == ["from_a"]
+
+
+@pytest.mark.parametrize("exchange", ["one step", "two renames"])
+def test_a_folder_overwrite_leaves_only_the_new_content(tmp_path, monkeypatch, exchange):
+    if exchange == "two renames":  # what happens on a file system without the exchange
+        monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
     with atomic_directory(tmp_path / "world") as staging:
         (staging / "v1").touch()
     with atomic_directory(tmp_path / "world", overwrite=True) as staging:
         (staging / "v2").touch()
     assert [p.name for p in (tmp_path / "world").iterdir()] == ["v2"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "world"]
+    assert [p.name for p in tmp_path.iterdir()] == ["world"]
 
 
 def test_the_temporary_of_a_write_names_its_writer(tmp_path):

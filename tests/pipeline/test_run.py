@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import pytest
 pytest.importorskip("detectron2")
 
 from synco.pipeline import run_bench  # noqa: E402
+from tests.cli.kill_points import REACH_TIMEOUT, start_paused, wait_paused  # noqa: E402
 
 GRID = """\
 name: tiny
@@ -75,37 +73,39 @@ def test_tiny_grid_runs_end_to_end_and_a_rerun_skips_everything(experiment, tmp_
     assert "## Did pretraining show a signal?" in report and "| toy-voc best AP50 ≥ 20 |" in report
     assert "### Loss against chance" in report and "| mocov2 |" in report.split("### Loss against chance")[1]
 
-    start = time.time()
-    again = run_bench(experiment, out, log=lambda _: None)
+    # The rerun starts no stage at all (no process, no log line, no manifest or record touched): the
+    # re-run of a finished grid only re-reads its manifests and rewrites the report.
+    def untouched() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for pattern in ("stages/*.json", "logs/*", "transfer/**/run_record.json",
+                                                  "weights/*") for p in out.glob(pattern)}
+
+    before, lines = untouched(), []
+    again = run_bench(experiment, out, log=lines.append)
     assert set(again["stages"].values()) == {"reused"}
-    assert time.time() - start < 30
+    assert [line for line in lines if line.endswith(" ...")] == [], "a finished stage was started again"
+    assert untouched() == before
     assert _manifest(out, "transfer:random:toy-voc:s1")["attempts"] == 1
 
 
 @pytest.mark.slow
 def test_a_killed_bench_finishes_only_the_rest(experiment, tmp_path):
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "synco", "bench", str(experiment), "--output", str(out)]
+    argv = ["bench", str(experiment), "--output", str(out)]
     # SIGINT as a terminal's Ctrl-C delivers it: a shell without job control starts background commands
-    # with SIGINT ignored, and the bench would inherit that and run to the end.
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    first = out / "stages" / "convert__mocov2.json"
-    start, sent = time.time(), None
-    while time.time() < start + 600 and proc.poll() is None:
-        if first.exists() and json.loads(first.read_text()).get("status") == "complete":
-            proc.send_signal(signal.SIGINT)
-            sent = time.time() - start
-            break
-        time.sleep(0.1)
-    proc.wait(timeout=300)
+    # with SIGINT ignored, and the bench would inherit that and run to the end. It lands while the first
+    # stage after convert:mocov2 (its first detection transfer) stands stopped just before it writes its
+    # config: every earlier stage complete, none later started.
+    proc, log = start_paused(argv, "before-rename", "toy-voc/mocov2/seed0/config.yaml", tmp_path / "pause",
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    stage_pid = wait_paused(proc, log, "the bench's first toy-voc transfer")
+    assert stage_pid != proc.pid, "the stage runs as its own process"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=REACH_TIMEOUT)
     statuses = {p.stem: json.loads(p.read_text()).get("status") for p in (out / "stages").glob("*.json")}
-    assert sent is not None, f"convert:mocov2 never completed while the bench ran ({time.time() - start:.0f}s, " \
-                             f"rc {proc.returncode}): {statuses}"
-    assert proc.returncode != 0, f"SIGINT at {sent:.1f}s, yet the bench exited 0: {statuses}"
-    done_before = {p.stem for p in (out / "stages").glob("*.json")
-                   if json.loads(p.read_text()).get("status") == "complete"}
-    assert "convert__mocov2" in done_before and "transfer__random__toy-voc__s1" not in done_before
+    assert proc.returncode != 0, f"SIGINT, yet the bench exited 0: {statuses}"
+    done_before = {stem for stem, status in statuses.items() if status == "complete"}
+    assert done_before == {"data__toy", "pretrain__mocov2", "convert__mocov2"}, statuses
+    assert statuses["transfer__mocov2__toy-voc__s0"] != "complete" and len(statuses) == 4, statuses
 
     summary = run_bench(experiment, out, log=lambda _: None)
     outcome = summary["stages"]

@@ -8,7 +8,7 @@ SGD updates must then agree to float64 rounding.
 
 from __future__ import annotations
 
-import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,8 +48,8 @@ def _train(net, model, rows: slice):
     return losses
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+def _worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=world)
     torch.set_num_threads(1)
     model = _model(bn_splits=1)
     DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
@@ -66,16 +66,21 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def file_rendezvous(folder: Path) -> str:
+    """Where the spawned ranks meet: a file store in the test's own folder.
+
+    No port is involved, so none can be taken by another process between
+    being chosen and being bound (what picking a "free" port by binding and
+    closing a socket allowed). What is tested is the training math, not how
+    ranks find each other.
+    """
+    return f"file://{folder / 'rendezvous'}"
 
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_split_bn(tmp_path):
     out = tmp_path / "ddp.pt"
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, file_rendezvous(tmp_path), str(out)), nprocs=2, join=True)
     ddp = torch.load(out)
 
     model = _model(bn_splits=2)

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import torch
+from torch.distributed import TCPStore
 
 from synco.pretrain.checkpoint import LAST, load_pretrain_checkpoint
 from synco.toyworld import ToyWorldSpec, generate_toy_world
@@ -43,12 +44,6 @@ TINY = ["arch=resnet18", "image_size=32", "batch_size=8", "queue_size=32", "work
         "synthesis.n_perturbed=2", "synthesis.n_adversarial=2", "synthesis.warmup_epochs=0"]
 TIMEOUT = 240
 WALL_CLOCK = {"time", "images_per_s", "data_wait"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(notes: Path) -> dict[str, str]:
@@ -69,15 +64,20 @@ def _single_node(data: Path, output: Path, notes: Path) -> subprocess.Popen:
                             text=True)
 
 
-def _two_nodes(data: Path, output: Path, notes: Path) -> list[subprocess.Popen]:
+def _two_nodes(data: Path, output: Path, notes: Path, store: TCPStore) -> list[subprocess.Popen]:
     """Two agents, as on two machines: each gets the same rendezvous and its own --node-rank (which a
-    c10d rendezvous may ignore: it hands out node ranks in joining order)."""
-    env, port = _env(notes), _free_port()
+    c10d rendezvous may ignore: it hands out node ranks in joining order).
+
+    The rendezvous store is the test's own (``store``, on a port the OS chose and the test holds), and
+    both agents join it as clients (``is_host=false``): no port is chosen first and bound later, when
+    another process may have taken it."""
+    env = _env(notes)
     agents = []
     for node in (0, 1):
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-                   "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-                   "--rdzv-id", "synco-multinode-test", "--max-restarts", "0", *_pretrain_args(data, output)]
+                   "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint",
+                   f"127.0.0.1:{store.port}", "--rdzv-conf", "is_host=false", "--rdzv-id", "synco-multinode-test",
+                   "--max-restarts", "0", *_pretrain_args(data, output)]
         agents.append(subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True))
     return agents
@@ -138,7 +138,8 @@ def _assert_same_run(single: Path, other: Path) -> None:
 
 
 def test_two_nodes_of_one_process_train_what_one_node_of_two_processes_trains(world, single, tmp_path):
-    _wait(_two_nodes(world, tmp_path / "multi", tmp_path / "notes"))
+    store = TCPStore("127.0.0.1", 0, is_master=True, multi_tenant=True, timeout=timedelta(seconds=TIMEOUT))
+    _wait(_two_nodes(world, tmp_path / "multi", tmp_path / "notes", store))
     _assert_same_run(single, tmp_path / "multi")
     _assert_rank0_alone_wrote(tmp_path / "notes")
 

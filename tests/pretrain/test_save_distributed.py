@@ -19,11 +19,11 @@ from synco.common.errors import UserError
 from synco.pretrain.checkpoint import LAST
 from synco.pretrain.train import _save
 from tests.common.test_disk_full import full_disk
-from tests.pretrain.test_distributed import _free_port
+from tests.pretrain.test_distributed import file_rendezvous
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+def _worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=world,
                             timeout=timedelta(seconds=60))
     if rank == 0:
         full_disk(pytest.MonkeyPatch(), LAST)
@@ -41,7 +41,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_full_disk_on_rank_0_stops_every_rank(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, file_rendezvous(tmp_path), str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = ((tmp_path / f"rank{r}.txt").read_text() for r in range(2))
     assert rank0.startswith(f"disk full while writing {tmp_path / LAST}"), rank0
     assert rank1 == f"rank 0 could not write {tmp_path / LAST} (its error says why); training stopped.", rank1

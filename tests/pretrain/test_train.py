@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +14,7 @@ from synco.pretrain.checkpoint import LAST, load_pretrain_checkpoint
 from synco.pretrain.config import load_config
 from synco.pretrain.train import pretrain
 from synco.toyworld import ToyWorldSpec, generate_toy_world
+from tests.cli.kill_points import REACH_TIMEOUT, start_paused, wait_paused
 
 TINY = ["arch=resnet18", "image_size=32", "batch_size=8", "queue_size=32", "workers=0", "log_every=1",
         "max_steps_per_epoch=3", "epochs=3", "momentum=0.99", "synthesis.n_hard=16",
@@ -85,18 +82,12 @@ def _assert_same_state(a: dict, b: dict) -> None:
     assert torch.equal(a["synco"]["rng"]["model_generator"], b["synco"]["rng"]["model_generator"])
 
 
-def _run_until(cmd: list[str], output: Path, global_step: int, sig: int) -> int:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    metrics = output / "metrics.jsonl"
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and any(json.loads(x)["global_step"] >= global_step
-                                    for x in metrics.read_text().splitlines() if x.strip()):
-            proc.send_signal(sig)
-            break
-        time.sleep(0.02)
-    proc.wait(timeout=120)
+def _stop_at_step(argv: list[str], work: Path, global_step: int, sig: int) -> int:
+    """Run ``synco ARGV``, send ``sig`` while it is stopped just before global step ``global_step``."""
+    proc, log = start_paused(argv, "step", str(global_step), work)
+    assert wait_paused(proc, log, f"pretraining at step {global_step}") == proc.pid
+    proc.send_signal(sig)
+    proc.wait(timeout=REACH_TIMEOUT)
     return proc.returncode
 
 
@@ -118,14 +109,18 @@ def _kill_and_resume(images, tmp_path, sig, extra):
     pretrain(_config(images, reference, *extra), progress=False)
 
     interrupted = tmp_path / "interrupted"
-    cmd = [sys.executable, "-m", "synco", "pretrain", "--config", "toy_synco", "--no-progress",
-           "--data", str(images), "--output", str(interrupted), *TINY, *extra]
-    rc = _run_until(cmd, interrupted, global_step=5, sig=sig)
-    assert rc != 0, "the run finished before it could be interrupted"
-    if sig == signal.SIGTERM:
+    argv = ["pretrain", "--config", "toy_synco", "--no-progress", "--data", str(images), "--output",
+            str(interrupted), *TINY, *extra]
+    # The signal lands just before global step 4, the second step of epoch 1 (3 steps an epoch).
+    rc = _stop_at_step(argv, tmp_path / "pause", 4, sig)
+    saved = load_pretrain_checkpoint(interrupted / LAST)
+    if sig == signal.SIGTERM:  # the step runs, then a mid-epoch checkpoint after it, then exit
         assert rc == 128 + signal.SIGTERM
-        saved = load_pretrain_checkpoint(interrupted / LAST)
-        assert saved["synco"]["step"] > 0, "SIGTERM must save a mid-epoch checkpoint"
+        assert (saved["synco"]["step"], saved["synco"]["global_step"]) == (2, 5), \
+            "SIGTERM must save a mid-epoch checkpoint after the step it arrived in"
+    else:  # nothing saved since the end of epoch 0
+        assert rc == -signal.SIGKILL
+        assert (saved["synco"]["step"], saved["synco"]["global_step"]) == (0, 3)
 
     resumed = main(["pretrain", "--config", "toy_synco", "--no-progress", "--resume", "--data", str(images),
                     "--output", str(interrupted), *TINY, *extra])

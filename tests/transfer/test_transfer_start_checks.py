@@ -33,8 +33,14 @@ def test_detection_reports_missing_weights_and_missing_toy_world_together(tmp_pa
 def test_detection_reports_bad_overrides_and_unrecorded_input_style_together(tmp_path) -> None:
     pytest.importorskip("detectron2")
     src = BUILDERS["detectron2-c4-pth"]("resnet50").write(tmp_path, "model_final")  # records no input style
-    with pytest.raises(UserError, match="cannot start: .*no toy world.*does not record how its ResNet was fed"):
-        run_transfer("toy-voc", str(src), tmp_path / "run", dataset_root=tmp_path / "nothing", console=False)
+    with pytest.raises(UserError) as caught:
+        run_transfer("toy-voc", str(src), tmp_path / "run", dataset_root=tmp_path / "nothing", console=False,
+                     opts=["SOLVER.NO_SUCH_KEY", "1"])
+    message = str(caught.value)
+    assert message.startswith("cannot start: ")
+    assert "bad config override: Non-existent key: SOLVER.NO_SUCH_KEY" in message  # the override's own error
+    assert "no toy world" in message and "does not record how its ResNet was fed" in message
+    assert not (tmp_path / "run").exists()
 
 
 def test_classification_reports_missing_weights_and_dataset_together(tmp_path) -> None:
