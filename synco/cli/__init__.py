@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import warnings
 
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line parsed; a command that sets ``intermixed`` takes its options anywhere.
 
@@ -46,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args, extra = parser.parse_known_args(argv)
     if getattr(args, "intermixed", False):
         command = parser.commands[args.command]  # type: ignore[attr-defined]
+        # An override's value may be negative in any float spelling (``SOLVER.X -5e-3``); argparse before 3.13
+        # takes only ``-1`` and ``-0.5`` for numbers and the rest for unknown options.
+        command._negative_number_matcher = _NEGATIVE_NUMBER  # type: ignore[attr-defined]
         rest = argv[argv.index(args.command) + 1:]  # the top level has only --help and --version before it
         return command.parse_intermixed_args(rest, namespace=argparse.Namespace(command=args.command))
     if extra:

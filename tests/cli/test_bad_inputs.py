@@ -326,6 +326,9 @@ def test_options_after_the_overrides_take_effect(capsys):
     args = parse_args(["transfer", "--task", "toy-voc", "--weights", "w.pth", "SOLVER.MAX_ITER", "2", "--quiet",
                        "SOLVER.STEPS", "[1]", "--seed", "3"])
     assert (args.quiet, args.seed, args.opts) == (True, 3, ["SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "[1]"])
+    negative = ["SOLVER.A", "-5e-3", "SOLVER.B", "-1", "SOLVER.C", "-.5", "SOLVER.D", "-2.5E+2"]
+    args = parse_args(["transfer", "--task", "toy-voc", "--weights", "w.pth", *negative, "--quiet"])
+    assert args.opts == negative and args.quiet, "a negative value in any float spelling is a value, not a flag"
     assert main(["pretrain", "--config", "toy_synco", "epochs=7", "--print-config", "batch_size=4"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert (printed["epochs"], printed["batch_size"]) == (7, 4)
