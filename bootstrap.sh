@@ -3,7 +3,7 @@
 #
 #   bash bootstrap.sh demo [ARGS...]   install everything, run `synco demo` on the toy world
 #   bash bootstrap.sh test [ARGS...]   install everything, check the import layers and ruff, run the
-#                                      test suite (pytest ARGS)
+#                                      test suite in parallel workers (pytest ARGS; -n 0 runs it in one)
 #   bash bootstrap.sh setup            install everything, run nothing
 #
 # Idempotent: the venv (.venv, or $SYNCO_VENV) is reused, and pip runs again only
@@ -74,6 +74,9 @@ case "$job" in
     # The architecture first (seconds): layers import only downward, and ruff's checks.
     "$venv/bin/lint-imports" --no-cache || die "an import breaks the layer contract (pyproject.toml, [tool.importlinter])."
     "$venv/bin/ruff" check --quiet synco transfer results benchmarks tests || die "ruff found problems (above)."
-    exec "$venv/bin/python" -m pytest "$@" ;;
+    # Two workers on a 2-core machine (at most 4): most tests train on one thread, so the suite takes about
+    # half the time; a worker runs a whole module, so a module's shared fixtures are built once.
+    workers=$(nproc 2>/dev/null || echo 1); [ "$workers" -gt 4 ] && workers=4
+    exec "$venv/bin/python" -m pytest -n "$workers" --dist loadscope "$@" ;;
   setup) "$venv/bin/synco" doctor ;;
 esac

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,20 @@ from transfer.record import SCHEMA
 from transfer.tasks import TASKS
 
 SMALL_TOY = dict(seed=7, size=96, count=16, det_train=24, det_test=12, max_objects=4, cls_train=10, cls_val=4)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker (and every process a test starts) gets its share of the cores.
+
+    Two workers each running torch's default of one thread per core would
+    oversubscribe the machine, and OpenMP threads that spin-wait on a busy
+    core make a run several times slower (see :func:`one_thread`). A user's
+    own OMP_NUM_THREADS is kept.
+    """
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture()
