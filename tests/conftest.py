@@ -30,6 +30,13 @@ def pytest_configure(config):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Modules with slow tests first, each in its usual order: the parallel workers start the long modules
+    (the bench grids, the GPU suite's smoke run) early instead of leaving one of them for last."""
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow)
+
+
 @pytest.fixture()
 def one_thread():
     """Train with one intra-op thread.
