@@ -24,6 +24,8 @@ import yaml
 
 from synco.cli import main, parse_args
 from tests.conftest import make_record, write_record
+from tests.transfer.checkpoint_builders import BUILDERS
+from tests.transfer.peer_checkpoints import mm_extract_backbone_weights
 
 Setup = Callable[[Path], list[str]]
 
@@ -122,11 +124,11 @@ CASES: dict[str, Setup] = {
     "convert-missing-input": lambda t: ["convert", str(t / "nope.pth"), str(t / "out.pkl")],
     "convert-empty-file": lambda t: ["convert", str(_file(t / "in.pth", b"")), str(t / "out.pkl")],
     "convert-text-file": lambda t: ["convert", str(_file(t / "in.pth", "hello\n")), str(t / "out.pkl")],
-    # seeded, so that the message is the same every run (with most seeds torch.load takes these bytes for a
-    # pickle naming a global, and the converter answers with its --trust-pickle refusal instead)
+    # seeded, so that the bytes (and their message) are the same every run
     "convert-random-bytes-pth": lambda t: ["convert", str(_file(t / "in.pth", _noise())), str(t / "o.pkl")],
     "convert-random-bytes-pkl": lambda t: ["convert", str(_file(t / "in.pkl", _noise())), str(t / "o.pkl")],
     "convert-text-pkl": lambda t: ["convert", str(_file(t / "in.pkl", "model: 1\n")), str(t / "o.pkl")],
+    "convert-mm-backbone-without-style": lambda t: ["convert", str(_mm_backbone(t)), str(t / "o.pkl")],
     "convert-truncated": lambda t: ["convert", str(_truncated(t / "in.pth")), str(t / "out.pkl")],
     "convert-input-is-folder": lambda t: ["convert", str(_mkdir(t / "in.pth")), str(t / "out.pkl")],
     "convert-output-under-file": lambda t: ["convert", str(_checkpoint(t / "in.pth")),
@@ -218,9 +220,10 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "convert-random-bytes-pth": ("in.pth is not a checkpoint torch can read", "neither a zip archive"),
     "convert-random-bytes-pkl": ("in.pkl is not a checkpoint torch can read", "neither a zip archive"),
     "convert-text-pkl": ("in.pkl is not a checkpoint torch can read", "begins like a text file ('model: 1')"),
+    "convert-mm-backbone-without-style": ("cut out by mmselfsup", "--input-style torchvision",
+                                          "--input-style mm-caffe"),
     "convert-truncated": ("cannot read", "in.pth as a checkpoint (torch.load)"),
-    # the converter (transfer/convert, not this module's to change) says "not found" for a folder today
-    "convert-input-is-folder": ("in.pth",),
+    "convert-input-is-folder": ("in.pth is a folder, not a checkpoint file",),
     "convert-output-under-file": ("cannot write", "/f is not a folder"),
     "convert-output-exists": ("o.pkl already exists; pass --overwrite",),
     "convert-d2-not-pkl": ("must end in .pkl",),
@@ -255,6 +258,13 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "bench-jobs-0": ("--jobs must be at least 1",),
     "demo-out-is-file": ("--out", "/demo is a file, not a folder"),
 }
+
+
+def _mm_backbone(folder: Path) -> Path:
+    """An mmselfsup checkpoint after mmselfsup's extract_backbone_weights.py: its config, and so its style, gone."""
+    path = folder / "backbone.pth"
+    torch.save(mm_extract_backbone_weights(BUILDERS["mmselfsup"]("resnet18").obj), path)
+    return path
 
 
 def _noise() -> bytes:

@@ -193,6 +193,9 @@ def _not_a_checkpoint(path: Path) -> str | None:
 def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> LoadedCheckpoint:
     """Load ``path`` on the CPU (see the module docstring for what is and is not unpickled)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a checkpoint file; name the file inside it "
+                        "(e.g. checkpoint_0199.pth.tar)")
     if not path.is_file():
         raise UserError(f"input checkpoint not found: {path}")
     try:
