@@ -78,7 +78,7 @@ def make_record(method: str = "synco", epochs: int | None = 200, seed: int = 0, 
         "start_time": "2026-11-25T00:00:00+00:00", "end_time": "2026-11-25T06:00:00+00:00",
         "iterations": {"done": 24000, "planned": 24000},
         "metrics": {"bbox": {"AP": ap, "AP50": ap50, "AP75": ap75}},
-        "details": {},
+        "details": {}, "backbone": "resnet50", "dataset": None,
     }
     if task in TASKS and TASKS[task].kind == "coco":
         record["metrics"]["segm"] = {"AP": ap - 5, "AP50": ap50 - 5, "AP75": ap75 - 5}

@@ -1,4 +1,5 @@
-"""Where the datasets a transfer task reads live on disk: roots, folder layouts, builtin names.
+"""Where the datasets a transfer task reads live on disk (roots, folder layouts, builtin names), and what
+a record says about a user's own dataset.
 
 Torch- and detectron2-free, so ``synco doctor`` (which must work without
 detectron2) and ``synco bench``'s up-front checks read the same facts as the
@@ -7,8 +8,10 @@ registration in :mod:`transfer.detection.datasets`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import Any, Iterable
 
 from synco.toyworld import DEFAULT_ROOT
 
@@ -67,3 +70,25 @@ def classification_root(toy: bool, dataset_root: str | os.PathLike | None = None
     if toy:
         return Path(dataset_root or toy_world_root()) / TOY_CLASSIFICATION_FOLDER
     return Path(dataset_root) / IMAGENET_FOLDER if dataset_root else imagenet_root()
+
+
+# ----------------------------------------------------------------------------- a user's own dataset (--data)
+
+#: ``synco transfer --data DIR``: the layouts a user's own dataset may have, by the kind of task reading it.
+OWN_CLASSIFICATION_LAYOUT = ("DIR/train/<class>/<image>, DIR/val/<class>/<image> (at least two classes, the same "
+                             "in both; + DIR/subsets/{1percent,10percent}.txt for the semi-supervised tasks)")
+
+
+def dataset_identity(root: Path, fmt: str, entries: Iterable[str], classes: int,
+                     images: dict[str, int]) -> dict[str, Any]:
+    """What a run record says about a user's own dataset (``RunRecord.dataset``).
+
+    Why a digest of the file list: two folders called ``my_data`` (or one folder whose images changed) must
+    never be averaged together or reuse each other's runs, while a copy of the same dataset elsewhere is the
+    same dataset. ``entries`` is one line per file the task reads (its path relative to ``root`` and its size,
+    or an annotation file's sha256); the digest is over their sorted list, so it does not depend on where the
+    folder lives or in which order the disk lists it.
+    """
+    digest = hashlib.sha256("\n".join(sorted(entries)).encode("utf-8")).hexdigest()
+    return {"name": root.name, "path": str(root), "format": fmt, "digest": digest, "classes": classes,
+            "images": dict(images)}

@@ -29,13 +29,15 @@ from typing import Any, Iterable, Mapping
 
 from synco.common.atomic import atomic_write_json
 from synco.common.errors import UserError
-from transfer.tasks import TASKS
+from transfer.tasks import PROTOCOL_ARCH, TASKS
 
 SCHEMA = "synco-bench/transfer-run/1"
 RECORD_NAME = "run_record.json"
 STATUSES = ("running", "complete", "failed", "interrupted")
 FINAL_STATUSES = ("complete", "failed", "interrupted")
-OPTIONAL_KEYS = ("details", "run_id")  # added after the schema's first release; absent in older records
+# added after the schema's first release; absent in older records (which were all ImageNet/VOC/COCO or the
+# toy world, with the ResNet-50 unless their protocol deviations say MODEL.ARCH)
+OPTIONAL_KEYS = ("details", "backbone", "dataset", "run_id")
 
 
 class RecordError(ValueError):
@@ -64,7 +66,10 @@ class RunRecord:
     detectron2 config; ``protocol_deviations``: ``{KEY: {"expected", "actual"}}``
     (empty: on protocol); ``versions``: ``{"synco_bench", "detectron2", "torch", ...}``;
     ``iterations``: ``{"done", "planned"}``; ``metrics``: ``{"bbox": {"AP", ...}, "segm": ...}``
-    or None; ``details``: task-specific extras (may be empty); ``run_id``: drawn at each start or
+    or None; ``details``: task-specific extras (may be empty); ``backbone``: the torchvision architecture
+    the weights are (``resnet50``, ``resnet18``, ``resnext50_32x4d``; read from the checkpoint); ``dataset``:
+    the user's own dataset (``--data``), None for the task's own (ImageNet, VOC, COCO, the toy world), see
+    :func:`transfer.dataset_layout.dataset_identity`; ``run_id``: drawn at each start or
     resume (copies of the record keep it; null in records written before it existed). Fields not
     known yet (a failure before training) are null.
     """
@@ -87,6 +92,11 @@ class RunRecord:
     # Task-specific facts beyond the table's numbers (a semi-supervised sweep's every point,
     # the chosen backbone lr, a feature cache's digest). Optional: records from before it load.
     details: dict[str, Any] = field(default_factory=dict)
+    # The architecture evaluated, as torchvision names it; a table never averages two of them together.
+    backbone: str = PROTOCOL_ARCH
+    # A user's own dataset (``synco transfer --data``): {"name", "path", "format", "digest", "classes", "images"};
+    # None: the task's own dataset. Two datasets never share a table (see results.runs.dataset_labels).
+    dataset: dict[str, Any] | None = None
     # Drawn when a run starts or resumes (never on reuse of a finished one), so that ``synco tabulate`` can tell
     # a copy of a run (a backup, an rsync'd folder: same id) from a genuine rerun with the same seed (a new id).
     # Optional: records from before it load with None (their copies are recognised by identical content).
@@ -132,6 +142,8 @@ class RunRecord:
         values = {name: obj[name] for name in names if name in obj}
         values["details"] = _mapping(values.get("details") or {}, "details")
         values["run_id"] = values.get("run_id")
+        values["backbone"] = _backbone(values.get("backbone"), values.get("protocol_deviations"))
+        values["dataset"] = _dataset(values.get("dataset"))
         if values["run_id"] is not None and not (isinstance(values["run_id"], str) and values["run_id"].strip()):
             raise RecordError(f"run_id must be a non-empty string or null, not {values['run_id']!r}")
         _check_identity(values)
@@ -152,13 +164,14 @@ class RunRecord:
         return method_key(self.method or "", self.pretrain_epochs)
 
     @property
-    def identity(self) -> tuple[str, str | None, int | None, str | None]:
-        """What makes two runs the same run: ``(task, weights sha256, seed, resolved-config digest)``.
+    def identity(self) -> tuple[str, str | None, int | None, str | None, str | None]:
+        """What makes two runs the same run: ``(task, weights sha256, seed, resolved-config digest, dataset digest)``.
 
-        Random weights have no file to hash: their path (``random``) stands in for it, and the seed draws them.
+        Random weights have no file to hash: their path (``random``) stands in for it, and the seed draws them
+        (their architecture is in the config). The dataset digest is None for the task's own dataset.
         """
         return (self.task, self.weights.get("sha256") or self.weights.get("path"), self.seed,
-                self.config.get("sha256"))
+                self.config.get("sha256"), (self.dataset or {}).get("digest"))
 
     @property
     def on_protocol(self) -> bool:
@@ -204,6 +217,31 @@ def _check_identity(values: dict[str, Any]) -> None:
         raise RecordError(f"pretrain_epochs must be a positive integer or null, not {epochs!r}")
     if not _is_int(values["seed"]):
         raise RecordError(f"seed must be an integer, not {values['seed']!r}")
+
+
+def _backbone(value: Any, deviations: Any) -> str:
+    """The record's architecture; a record from before the field: MODEL.ARCH among its deviations, else ResNet-50."""
+    if value is None:
+        arch = ((deviations or {}).get("MODEL.ARCH") or {}).get("actual") if isinstance(deviations, Mapping) else None
+        return arch if isinstance(arch, str) else PROTOCOL_ARCH
+    if not (isinstance(value, str) and value.strip()):
+        raise RecordError(f"backbone must be an architecture name, not {value!r}")
+    return value
+
+
+DATASET_KEYS = ("name", "path", "format", "digest", "classes", "images")
+
+
+def _dataset(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    value = _mapping(value, "dataset")
+    missing = [key for key in DATASET_KEYS if key not in value]
+    if missing:
+        raise RecordError(f"dataset lacks {', '.join(missing)}")
+    if not (isinstance(value["name"], str) and value["name"] and isinstance(value["digest"], str) and value["digest"]):
+        raise RecordError("dataset.name and dataset.digest must be non-empty strings")
+    return value
 
 
 def _iterations(value: Any) -> dict[str, int | None]:

@@ -57,6 +57,9 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, **op
     ``UserError`` for bad input, ``TransferFailed`` when a started run fails.
     """
     spec = get_task(task)
+    if options.get("data") is not None and options.get("dataset_root") is not None:
+        raise UserError("--data names your own dataset and --dataset-root the folder of the task's own datasets; "
+                        "give one of them")
     if spec.detection:
         try:
             # the engine is imported only when a detection task runs (see the module docstring)
@@ -131,6 +134,8 @@ def identity_changes(existing: RunRecord, record: RunRecord, config_changes: Cal
         changes.append(f"weights: {_weights_text(existing)} -> {_weights_text(record)}")
     if existing.seed != record.seed:
         changes.append(f"seed: {existing.seed} -> {record.seed}")
+    if existing.identity[4] != record.identity[4]:
+        changes.append(f"dataset: {dataset_text(existing.dataset)} -> {dataset_text(record.dataset)}")
     if existing.config.get("dump") and record.config.get("dump"):
         changes += config_changes(existing.config["dump"], record.config["dump"])
     return changes
@@ -139,6 +144,11 @@ def identity_changes(existing: RunRecord, record: RunRecord, config_changes: Cal
 def _weights_text(record: RunRecord) -> str:
     sha = record.weights.get("sha256")
     return f"{record.weights.get('path')}" + (f" (sha256 {sha[:12]})" if sha else "")
+
+
+def dataset_text(dataset: dict[str, Any] | None) -> str:
+    """``my_data (sha256 1a2b3c4d5e6f)`` for a user's dataset; ``the task's own`` for ImageNet, VOC, COCO, toy."""
+    return f"{dataset['path']} (sha256 {dataset['digest'][:12]})" if dataset else "the task's own"
 
 
 def _has_progress(output: Path, engine: Engine) -> bool:

@@ -17,8 +17,10 @@ from pathlib import Path
 from synco.common.errors import UserError
 from synco.common.resources import config_dir
 
-#: Every protocol here (R50-C4, the ImageNet linear / semi-supervised / kNN ones) is ResNet-50.
+#: Every protocol here (R50-C4, the ImageNet linear / semi-supervised / kNN ones) is ResNet-50: the papers'
+#: backbone. Other architectures are evaluated too, recorded (``RunRecord.backbone``) and labelled in tables.
 PROTOCOL_DEPTH = 50
+PROTOCOL_ARCH = "resnet50"
 
 @dataclass(frozen=True)
 class MetricColumn:

@@ -35,6 +35,12 @@ ImageNet classification tasks read ROOT/train/<class>/, ROOT/val/<class>/ and
 ROOT/subsets/{1percent,10percent}.txt (SimCLR's lists) under --dataset-root,
 $IMAGENET_ROOT or $DETECTRON2_DATASETS/imagenet; toy tasks read a toy world
 (--dataset-root, $SYNCO_TOY_ROOT or runs/toy-world).
+--data DIR runs the task's protocol on your own dataset instead: for a
+classification task an ImageFolder (DIR/train/<class>/..., DIR/val/<class>/...,
++ DIR/subsets/{1percent,10percent}.txt for semisup), the class count read from
+the folders; for a detection task a COCO-format dataset (see docs/transfer.md).
+The record names the dataset (folder name, a digest of its files, class and
+image counts) and tables give it its own columns: "knn (DIR's name)".
 A finished run with the same config is not redone (exit 0) unless --force.
 """
 
@@ -73,6 +79,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--evaluator", choices=["pycocotools", "faster-coco-eval"], default="pycocotools",
                         help="COCO AP implementation (default: the official pycocotools)")
     parser.add_argument("--dataset-root", metavar="DIR", help="folder holding the datasets (see below)")
+    parser.add_argument("--data", metavar="DIR",
+                        help="your own dataset instead of the task's: an ImageFolder for classification tasks, "
+                             "a COCO-format dataset for detection tasks (see below)")
     parser.add_argument("--lr-synco-repo", action="store_true",
                         help="VOC and COCO: SOLVER.BASE_LR 0.01 as in SynCo's repository (MoCo's protocol: 0.02)")
     parser.add_argument("--feature-cache", metavar="DIR",
@@ -96,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         args.task, args.weights, args.output,
         num_gpus=args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
         dist_url=args.dist_url, seed=args.seed, resume=args.resume, force=args.force, amp=args.amp,
-        method=args.method, evaluator=args.evaluator, dataset_root=args.dataset_root,
+        method=args.method, evaluator=args.evaluator, dataset_root=args.dataset_root, data=args.data,
         lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
         pretrain_epochs=args.pretrain_epochs, feature_cache=args.feature_cache, input_style=args.input_style,
     )

@@ -91,4 +91,4 @@ def assert_metrics(record: dict, tasks: tuple[str, ...]) -> None:
 
 RECORD_KEYS = ["schema", "status", "error", "task", "method", "pretrain_epochs", "seed", "weights", "config",
                "protocol_deviations", "world_size", "versions", "start_time", "end_time", "iterations", "metrics",
-               "details", "run_id"]
+               "details", "backbone", "dataset", "run_id"]

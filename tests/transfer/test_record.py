@@ -98,6 +98,26 @@ def test_a_record_from_before_details_existed_still_loads():
         parse_record({**old, "details": [1, 2]})
 
 
+def test_a_record_from_before_backbone_and_dataset_existed_loads_as_what_it_evaluated():
+    old = make_record(task="toy-voc")
+    del old["backbone"], old["dataset"]
+    assert parse_record(old).backbone == "resnet50" and parse_record(old).dataset is None
+    # the toy_signal study's ResNet-18 runs said so only as a protocol deviation
+    deviated = {**old, "protocol_deviations": {"MODEL.ARCH": {"expected": None, "actual": "resnet18"}}}
+    assert parse_record(deviated).backbone == "resnet18"
+    with pytest.raises(RecordError, match="backbone must be an architecture name"):
+        parse_record({**old, "backbone": 18})
+    with pytest.raises(RecordError, match="dataset lacks classes, images"):
+        parse_record({**old, "dataset": {"name": "d", "path": "/d", "format": "imagefolder", "digest": "ab"}})
+
+
+def test_the_dataset_is_part_of_a_runs_identity():
+    own = {"name": "d", "path": "/d", "format": "imagefolder", "digest": "ab" * 32, "classes": 3,
+           "images": {"train": 9, "val": 3}}
+    a, b = parse_record(make_record(task="toy-voc")), parse_record(make_record(task="toy-voc", dataset=own))
+    assert a.identity[:4] == b.identity[:4] and a.identity != b.identity
+
+
 def test_a_record_from_before_run_ids_loads_without_one_and_a_new_run_draws_one():
     old = make_record(task="toy-voc")
     assert "run_id" not in old and parse_record(old).run_id is None  # not a fresh id: copies must stay equal

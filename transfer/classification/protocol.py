@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import yaml
 
 from synco.common.errors import UserError
-from transfer.tasks import Task
+from transfer.tasks import PROTOCOL_ARCH, Task
 
 FLOATS = "floats"  # a list of numbers
 INTS = "ints"  # a list of integers
@@ -56,7 +56,6 @@ BN_MODES = ("eval", "train")
 # the shipped files and the records made before the key existed keep their hash; another depth (the
 # toy_signal study's ResNet-18, docs/toy_signal.md) is a protocol deviation, recorded as such.
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-PROTOCOL_ARCH = "resnet50"
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,11 @@ import torch
 import torchvision
 
 from synco.common.errors import UserError
-from transfer.classification.protocol import PROTOCOL_ARCH
 from transfer.convert.api import backbone_state_dict
 from transfer.convert.input_style import sidecar_source
 from transfer.errors import missing_weights
 from transfer.run import file_label
-from transfer.tasks import PROTOCOL_DEPTH
+from transfer.tasks import PROTOCOL_ARCH, PROTOCOL_DEPTH
 
 
 @dataclass
