@@ -222,7 +222,7 @@ class _Fixture:
         return load_protocol(TASKS[task], [item for pair in values.items() for item in pair])
 
     def job(self, protocol: Protocol, output: Path) -> Job:
-        weights = BackboneWeights(self.trunk(protocol.arch), "fidelity", None, "random", None,
+        weights = BackboneWeights(self.trunk(protocol.arch), protocol.arch, "fidelity", None, "random", None,
                                   f"fidelity-{protocol.arch}:{SEED}")
         return Job(protocol, self.data, weights, output, SEED, torch.device("cpu"), output / "features")
 

@@ -3,8 +3,12 @@
 Rows are grouped by method key (``synco-200ep``) *and* protocol: runs with
 non-empty ``protocol_deviations`` are never averaged with on-protocol runs,
 nor with runs that deviate differently; they get their own row, labelled with
-what they changed. Unusable records never reach this module's statistics:
-:func:`results.runs.collect` turns them into :class:`Skipped` entries with a reason.
+what they changed. Runs of another backbone than the papers' ResNet-50 get
+their own row too (``synco-200ep [resnet18]``), with Δ against the baseline
+of the same backbone. A user's own dataset (``--data``) gets its own tables,
+``knn (my_data)``, with no published rows: two datasets never share a column.
+Unusable records never reach this module's statistics: :func:`results.runs.collect`
+turns them into :class:`Skipped` entries with a reason.
 
 Within-noise rule (also printed under every table, :data:`NOISE_RULE`):
 a Δ is *within noise* when its 95% Welch confidence interval contains 0. When
@@ -32,7 +36,7 @@ import pandas as pd
 
 from results.columns import TableColumn, table_layout
 from results.published import published_for_tasks
-from results.runs import Collection, Merged, Skipped, deviation_signature
+from results.runs import Collection, Merged, Skipped, dataset_labels
 from results.runs import collect as collect  # re-exported: where callers found it before results.runs
 from results.stats import WelchInterval, mean_std, welch_interval
 from transfer.record import method_key
@@ -69,6 +73,7 @@ class Row:
     n_parts: tuple[int, ...] = ()  # a shared table's runs per task when they differ (else empty)
     seeds: tuple[int, ...] = ()
     deviations: dict[str, Any] = field(default_factory=dict)
+    signature: str = ""  # equal for rows that may be compared: same deviations, same backbone
     is_baseline: bool = False
     source: str = ""
     version: str = ""
@@ -150,7 +155,7 @@ def _measured_rows(frame: pd.DataFrame, columns: tuple[TableColumn, ...], baseli
                    notes: list[str]) -> list[Row]:
     """One row per method key and protocol; in a shared table each task fills its own columns."""
     rows: list[Row] = []
-    for (key, _sig), group in frame.groupby(["method_key", "signature"], sort=False):
+    for (key, signature), group in frame.groupby(["method_key", "signature"], sort=False):
         group = group.sort_values(["seed", "path"])
         label = group["label"].iloc[0]
         cells: dict[str, Cell] = {}
@@ -169,23 +174,23 @@ def _measured_rows(frame: pd.DataFrame, columns: tuple[TableColumn, ...], baseli
         seeds = seed_sets[0] if len(set(seed_sets)) == 1 else tuple(sorted({s for ss in seed_sets for s in ss}))
         rows.append(Row(label=label, method_key=key, kind="reproduced", cells=cells,
                         n=counts[0] if uniform else None, n_parts=() if uniform else tuple(counts), seeds=seeds,
-                        deviations=group["deviations"].iloc[0], is_baseline=(key == baseline),
+                        deviations=group["deviations"].iloc[0], signature=signature, is_baseline=(key == baseline),
                         source="this benchmark", paths=tuple(group["path"])))
     rows.sort(key=lambda r: (bool(r.deviations), not r.is_baseline, r.method_key, r.label))
     return rows
 
 
 def _attach_deltas(rows: list[Row], columns: tuple[TableColumn, ...], baseline: str, notes: list[str]) -> None:
-    bases = {deviation_signature(r.deviations): r for r in rows if r.is_baseline}
+    bases = {r.signature: r for r in rows if r.is_baseline}
     if not bases:
         notes.append(f"baseline {baseline} has no runs in this table; Δ omitted")
         return
     for row in rows:
-        base = bases.get(deviation_signature(row.deviations))
+        base = bases.get(row.signature)
         if row.is_baseline:
             continue
         if base is None:
-            notes.append(f"{row.label}: no {baseline} run under the same protocol deviations; Δ omitted")
+            notes.append(f"{row.label}: no {baseline} run under the same protocol deviations and backbone; Δ omitted")
             continue
         for col in columns:
             cell, ref = row.cells[col.id], base.cells[col.id]
@@ -224,8 +229,11 @@ def _published_rows(published: pd.DataFrame, columns: tuple[TableColumn, ...]) -
 
 
 def summarize_table(frame: pd.DataFrame, name: str, tasks: list[str], baseline: str = DEFAULT_BASELINE,
-                    published: pd.DataFrame | None = None) -> TaskTable:
-    """The table of ``tasks``: measured rows (baseline first, off-protocol after), then reported rows."""
+                    published: pd.DataFrame | None = None, dataset: tuple[str, dict] | None = None) -> TaskTable:
+    """The table of ``tasks``: measured rows (baseline first, off-protocol after), then reported rows.
+
+    ``dataset``: ``(label, RunRecord.dataset)`` for a table of a user's own dataset: named ``name (label)``
+    and titled after that dataset (its runs are the caller's to select)."""
     shared = TASKS[tasks[0]].table is not None
     columns = tuple(TableColumn(task, metric, shared) for task in tasks for metric in TASKS[task].columns)
     notes: list[str] = []
@@ -238,7 +246,14 @@ def summarize_table(frame: pd.DataFrame, name: str, tasks: list[str], baseline: 
         notes.append(f"reported run-to-run noise used without a CI: {', '.join(levels)} (see transfer/tasks.py)")
     if published is not None and len(published):
         rows.extend(_published_rows(published, columns))
-    return TaskTable(task=name, title=TASKS[tasks[0]].title, columns=columns, rows=rows, notes=notes)
+    if dataset is None:
+        return TaskTable(task=name, title=TASKS[tasks[0]].title, columns=columns, rows=rows, notes=notes)
+    label, info = dataset
+    images = info.get("images") or {}
+    counts = " / ".join(f"{count} {split}" for split, count in images.items())
+    title = (f"the {name} protocol on your dataset {info['name']} ({info['path']}): {info['classes']} classes, "
+             f"{counts} images, file list sha256 {info['digest'][:12]}")
+    return TaskTable(task=f"{name} ({label})", title=title, columns=columns, rows=rows, notes=notes)
 
 
 def summarize_task(frame: pd.DataFrame, task: str, baseline: str = DEFAULT_BASELINE,
@@ -252,14 +267,22 @@ def build_report(collection: Collection, baseline: str = DEFAULT_BASELINE,
     """One table per task present among the usable runs (a shared table for tasks that share one),
     in the order of the task registry."""
     frame = collection.frame
-    layout = table_layout(frame["task"].unique() if len(frame) else ())
-    tables = [summarize_table(frame, name, tasks, baseline,
-                              None if published is None else published_for_tasks(published, tasks))
-              for name, tasks in layout.items()]
-    for table, tasks in zip(tables, layout.values()):
-        table.notes.extend(m.note() for m in collection.merged if m.task in tasks)
+    labels = dataset_labels(frame)
+    tables, any_layout = [], False
+    # the tasks' own datasets first (with the published rows), then each user dataset by its label
+    for digest in sorted(labels, key=lambda d: (d != "", labels[d])):
+        part = frame[frame["dataset"] == digest] if len(frame) else frame
+        layout = table_layout(part["task"].unique() if len(part) else ())
+        any_layout = any_layout or bool(layout)
+        info = None if not digest else (labels[digest], part["dataset_info"].iloc[0])
+        for name, tasks in layout.items():
+            table = summarize_table(part, name, tasks, baseline,
+                                    None if published is None or info else published_for_tasks(published, tasks),
+                                    info)
+            table.notes.extend(m.note() for m in collection.merged if m.task in tasks and m.dataset == digest)
+            tables.append(table)
     notes = []
-    if not layout:
+    if not any_layout:
         notes.append("no usable runs: every record found was skipped (see below)")
     elif len(frame) and not (frame["method_key"] == baseline).any():
         notes.append(f"baseline {baseline} not found among the runs; Δ omitted "

@@ -1,8 +1,10 @@
 """Run records to one DataFrame: every usable run a row, every unusable one a :class:`Skipped` with its reason.
 
-Rows carry identity (task, method key, seed), protocol (the deviations, as a
-signature that groups runs deviating alike) and every metric as a column;
-:mod:`results.aggregate` turns them into tables.
+Rows carry identity (task, method key, seed), protocol (the deviations and
+the backbone, as a signature that groups runs alike: a ResNet-18 is never
+averaged with a ResNet-50), the dataset (a user's own, ``--data``, or the
+task's) and every metric as a column; :mod:`results.aggregate` turns them
+into tables.
 
 One run, one row: backups and rsync'd copies of run folders are routine, and
 counting a copy as another seed narrows the std and the CI with no new
@@ -25,6 +27,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from transfer.record import RecordError, RunRecord, find_records, load_record
+from transfer.tasks import PROTOCOL_ARCH
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Merged:
     kept: str
     copies: tuple[str, ...]
     why: str  # how they are known to be one run
+    dataset: str = ""  # the digest of a user's own dataset ("": the task's own)
 
     def note(self) -> str:
         return (f"{self.label}: {len(self.copies) + 1} records of one run ({self.why}) counted once: kept "
@@ -64,12 +68,17 @@ def display_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def deviation_signature(deviations: dict[str, Any]) -> str:
-    return json.dumps(deviations, sort_keys=True, default=str)
+def deviation_signature(deviations: dict[str, Any], backbone: str = PROTOCOL_ARCH) -> str:
+    """Equal for runs that may be averaged together: the same deviations, the same backbone."""
+    if backbone == PROTOCOL_ARCH:
+        return json.dumps(deviations, sort_keys=True, default=str)
+    return json.dumps([deviations, backbone], sort_keys=True, default=str)
 
 
-def group_label(key: str, deviations: dict[str, Any]) -> str:
-    """``synco-200ep``, or ``synco-200ep (off protocol: SOLVER.MAX_ITER=100)``."""
+def group_label(key: str, deviations: dict[str, Any], backbone: str = PROTOCOL_ARCH) -> str:
+    """``synco-200ep``, ``synco-200ep [resnet18]`` (not the papers' ResNet-50), or
+    ``synco-200ep (off protocol: SOLVER.MAX_ITER=100)``."""
+    key = key if backbone == PROTOCOL_ARCH else f"{key} [{backbone}]"
     if not deviations:
         return key
     parts = []
@@ -81,17 +90,37 @@ def group_label(key: str, deviations: dict[str, Any]) -> str:
     return f"{key} (off protocol: {', '.join(parts)})"
 
 
+FRAME_COLUMNS = ["path", "task", "method", "pretrain_epochs", "method_key", "seed", "on_protocol", "deviations",
+                 "backbone", "signature", "label", "dataset", "dataset_info"]
+
+
+def dataset_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """Digest of each user dataset in ``frame`` -> what its tables are called after: the folder's name, or
+    ``name@digest`` where two datasets share a name (two datasets never share a table). The task's own
+    dataset (digest ``""``) is unnamed."""
+    infos = {digest: info for digest, info in zip(frame["dataset"], frame["dataset_info"]) if digest}
+    names: dict[str, list[str]] = {}
+    for digest, info in infos.items():
+        names.setdefault(info["name"], []).append(digest)
+    labels = {"": ""}
+    for name, digests in names.items():
+        for digest in digests:
+            labels[digest] = name if len(digests) == 1 else f"{name}@{digest[:8]}"
+    return labels
+
+
 def records_frame(records: Iterable[tuple[str, RunRecord]]) -> pd.DataFrame:
     """One row per usable run (given as ``(path, record)``): identity, protocol, every metric as its own column."""
     rows = [
         {"path": path, "task": r.task, "method": r.method, "pretrain_epochs": r.pretrain_epochs,
          "method_key": r.method_key, "seed": r.seed, "on_protocol": r.on_protocol,
-         "deviations": dict(r.protocol_deviations), "signature": deviation_signature(r.protocol_deviations),
-         "label": group_label(r.method_key, r.protocol_deviations), **r.metric_values()}
+         "deviations": dict(r.protocol_deviations), "backbone": r.backbone,
+         "signature": deviation_signature(r.protocol_deviations, r.backbone),
+         "label": group_label(r.method_key, r.protocol_deviations, r.backbone),
+         "dataset": (r.dataset or {}).get("digest", ""), "dataset_info": r.dataset, **r.metric_values()}
         for path, r in records
     ]
-    frame = pd.DataFrame(rows, columns=["path", "task", "method", "pretrain_epochs", "method_key", "seed",
-                                        "on_protocol", "deviations", "signature", "label"] if not rows else None)
+    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS if not rows else None)
     frame["pretrain_epochs"] = frame["pretrain_epochs"].astype("Int64")
     return frame
 
@@ -116,7 +145,7 @@ def count_once(usable: list[tuple[str, RunRecord]]) -> tuple[list[tuple[str, Run
             why = (f"same run id {record.run_id[:12]}" if kind == "id"
                    else "identical records without a run id, written before run ids existed")
             merged.append(Merged(record.task, f"{record.task} {record.method_key}, seed {record.seed}", kept,
-                                 copies, why))
+                                 copies, why, (record.dataset or {}).get("digest", "")))
     return [group[0] for group in groups.values()], merged
 
 

@@ -37,8 +37,9 @@ DATA_PIPELINES = ("cpu", "gpu")
 #: step along the same curve: a deviation from the published runs, recorded as one.
 LR_SCHEDULES = ("cosine", "cosine_per_step", "step")
 #: torchvision ResNets build_encoder builds; here so that validate() checks arch without torchvision.
+#: The one list of the torchvision ResNet family the suite knows: the converter and the transfer tasks read it.
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
-         "wide_resnet50_2", "wide_resnet101_2")
+         "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2")
 
 
 #: Type names; type id ``t`` (1..6, the paper's numbering) is ``TYPE_NAMES[t - 1]``.

@@ -10,7 +10,11 @@ worker, before or after a resume. Class order and sample order are
 torchvision's (classes = sorted folder names, files sorted within a class).
 
 Every problem with a dataset is found before any work starts and reported
-together (:func:`check_dataset`).
+together (:func:`check_dataset`). A user's own dataset (``--data``) is held
+to more than torchvision holds ImageNet to: its class count is read from the
+folders (at least two, the same in train and val), and a file that is not an
+image is refused by name rather than skipped, since on a folder nobody else has
+checked a skipped file is a silently smaller dataset.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from torchvision.transforms import RandomResizedCrop
 
 from synco.common.errors import UserError
 from transfer.classification.protocol import Protocol
-from transfer.dataset_layout import CLASSIFICATION_LAYOUT
+from transfer.dataset_layout import CLASSIFICATION_LAYOUT, OWN_CLASSIFICATION_LAYOUT, dataset_identity
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 CROP_RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's default aspect-ratio range (the protocols pass none)
@@ -51,6 +55,7 @@ class ClassificationData:
     classes: list[str]
     train: list[tuple[str, int]]
     val: list[tuple[str, int]]
+    identity: dict | None = None  # a user's own dataset: what the run record says about it (RunRecord.dataset)
 
 
 def _few(items: Sequence[str], limit: int = 3) -> str:
@@ -58,21 +63,46 @@ def _few(items: Sequence[str], limit: int = 3) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def scan_split(folder: Path) -> tuple[Split, list[str]]:
-    """The split in ``folder`` and its problems (empty class folders), like torchvision's ImageFolder."""
+def scan_split(folder: Path, strict: bool = False) -> tuple[Split, list[str]]:
+    """The split in ``folder`` and its problems (empty class folders), like torchvision's ImageFolder.
+
+    ``strict`` (a user's own dataset): files that are not images are problems too, named, instead of being
+    skipped as torchvision skips them (hidden files such as ``.DS_Store`` excepted).
+    """
     classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
     samples: list[tuple[str, int]] = []
-    empty = []
+    empty, others = [], []
     for label, name in enumerate(classes):
-        files = sorted(str(Path(dirpath) / file) for dirpath, _, names in os.walk(folder / name, followlinks=True)
-                       for file in names if file.lower().endswith(IMG_EXTENSIONS))
+        found = sorted(Path(dirpath) / file for dirpath, _, names in os.walk(folder / name, followlinks=True)
+                       for file in names if not file.startswith("."))
+        files = [str(path) for path in found if path.name.lower().endswith(IMG_EXTENSIONS)]
+        others += [str(path.relative_to(folder)) for path in found if not path.name.lower().endswith(IMG_EXTENSIONS)]
         if not files:
             empty.append(name)
         samples.extend((path, label) for path in files)
     problems = [f"{folder} has class folders with no images: {_few(empty)}"] if empty else []
+    if strict and others:
+        problems.append(f"{folder} holds {len(others)} file{'s' if len(others) > 1 else ''} that "
+                        f"{'are' if len(others) > 1 else 'is'} not an image ({_few(others)}); the image types are "
+                        f"{', '.join(IMG_EXTENSIONS)}: move the others out of the class folders")
+    if strict:
+        problems += _unreadable(folder, samples)
     if not classes:
         problems.append(f"{folder} has no class folders (expected {folder}/<class>/<image>)")
     return Split(folder, classes, samples), problems
+
+
+def _unreadable(folder: Path, samples: Sequence[tuple[str, int]]) -> list[str]:
+    """Image files whose header PIL cannot read (only the header is read: cheap even for many files)."""
+    bad = []
+    for path, _ in samples:
+        try:
+            with Image.open(path):
+                pass
+        except (OSError, ValueError):
+            bad.append(str(Path(path).relative_to(folder)))
+    return [f"{folder} holds {len(bad)} file{'s' if len(bad) > 1 else ''} named like an image that "
+            f"{'are' if len(bad) > 1 else 'is'} not one (PIL cannot read {_few(bad)})"] if bad else []
 
 
 def read_subset(path: Path, train: Split) -> tuple[list[tuple[str, int]], list[str]]:
@@ -96,10 +126,17 @@ def read_subset(path: Path, train: Split) -> tuple[list[tuple[str, int]], list[s
     return [by_name[name] for name in names], []
 
 
-def check_dataset(root: Path, protocol: Protocol) -> ClassificationData:
-    """Read and check the dataset a protocol needs; one UserError listing every problem found."""
+def check_dataset(root: Path, protocol: Protocol, own: bool = False) -> ClassificationData:
+    """Read and check the dataset a protocol needs; one UserError listing every problem found.
+
+    ``own``: ``root`` is a user's own dataset (``--data``): held to the stricter checks of the module
+    docstring, its class count is whatever its folders hold (the caller sets DATA.NUM_CLASSES from it), and
+    the result carries its identity for the run record.
+    """
     if not root.is_dir():
-        raise UserError(f"the dataset root {root} does not exist; expected {CLASSIFICATION_LAYOUT}")
+        what = "your dataset folder" if own else "the dataset root"
+        raise UserError(f"{what} {root} does not exist; expected "
+                        f"{OWN_CLASSIFICATION_LAYOUT if own else CLASSIFICATION_LAYOUT}")
     problems: list[str] = []
     splits: dict[str, Split] = {}
     for role in ("TRAIN", "VAL"):
@@ -107,11 +144,13 @@ def check_dataset(root: Path, protocol: Protocol) -> ClassificationData:
         if not folder.is_dir():
             problems.append(f"the dataset has no {role.lower()} split ({folder} does not exist)")
             continue
-        splits[role], found = scan_split(folder)
+        splits[role], found = scan_split(folder, strict=own)
         problems += found
     train, val = splits.get("TRAIN"), splits.get("VAL")
     wanted = protocol["DATA.NUM_CLASSES"]
-    if train is not None and train.classes and len(train.classes) != wanted:
+    if own and train is not None and len(train.classes) == 1:
+        problems.append(f"{train.root} has one class ({train.classes[0]}); classification needs at least two")
+    if not own and train is not None and train.classes and len(train.classes) != wanted:
         problems.append(f"{train.root} has {len(train.classes)} classes, but the protocol's classifier has "
                         f"{wanted} (DATA.NUM_CLASSES)")
     if train is not None and val is not None and train.classes and val.classes and train.classes != val.classes:
@@ -120,11 +159,25 @@ def check_dataset(root: Path, protocol: Protocol) -> ClassificationData:
     subset = None
     if protocol["DATA.SUBSET"] and train is not None:
         subset, found = read_subset(root / protocol["DATA.SUBSET"], train)
+        if own and not (root / protocol["DATA.SUBSET"]).is_file():
+            found = [f"{root} has no {protocol['DATA.SUBSET']}: a semi-supervised task trains on a fixed subset of "
+                     "the labelled images, so list its training images' file names there, one per line (SimCLR's "
+                     "1percent.txt format)"]
         problems += found
     if problems:
         raise UserError("; ".join(problems))
     assert train is not None and val is not None
-    return ClassificationData(train.classes, subset if subset is not None else train.samples, val.samples)
+    identity = _identity(root, train, val) if own else None
+    return ClassificationData(train.classes, subset if subset is not None else train.samples, val.samples, identity)
+
+
+def _identity(root: Path, train: Split, val: Split) -> dict:
+    """A user's dataset for the run record: every image's path under ``root`` and size, digested (see
+    :func:`transfer.dataset_layout.dataset_identity`); the subset lists are the protocol's, not the dataset's."""
+    entries = [f"{Path(path).relative_to(root).as_posix()}\t{os.path.getsize(path)}"
+               for split in (train, val) for path, _ in split.samples]
+    return dataset_identity(root, "imagefolder", entries, len(train.classes),
+                            {"train": len(train.samples), "val": len(val.samples)})
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

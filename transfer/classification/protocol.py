@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import yaml
 
 from synco.common.errors import UserError
+from synco.pretrain.config import ARCHS as PRETRAIN_ARCHS
 from transfer.tasks import PROTOCOL_ARCH, Task
 
 FLOATS = "floats"  # a list of numbers
@@ -52,10 +53,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 SCHEDULES = ("step", "cosine")
 BN_MODES = ("eval", "train")
-# MODEL.ARCH: the torchvision ResNet the task builds. Absent means ResNet-50, every paper's protocol, so
-# the shipped files and the records made before the key existed keep their hash; another depth (the
-# toy_signal study's ResNet-18, docs/toy_signal.md) is a protocol deviation, recorded as such.
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+# MODEL.ARCH: the torchvision ResNet the task builds, read from the weights (for ``--weights random``, this key
+# picks it). Absent means ResNet-50, every paper's protocol, so the shipped files and the records made before
+# the key existed keep their hash. Not a protocol deviation: the record's ``backbone`` says what was evaluated
+# and tables give each architecture its own row.
+ARCHS = PRETRAIN_ARCHS
+# Keys a run takes from its inputs, not from the protocol: never deviations (the record holds the input:
+# ``backbone`` for MODEL.ARCH, ``dataset`` for a user's own dataset's class count).
+INPUT_KEYS = ("MODEL.ARCH",)
+OWN_DATA_KEYS = ("DATA.NUM_CLASSES",)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,13 @@ class Protocol:
 
     def sha256(self) -> str:
         return hashlib.sha256(self.dump().encode("utf-8")).hexdigest()
+
+    def with_value(self, key: str, value: Any) -> Protocol:
+        """The protocol with ``key`` set (MODEL.ARCH resnet50 is left out: the protocol's own, see ARCHS)."""
+        values = {**self.values, key: value}
+        if key == "MODEL.ARCH" and value == PROTOCOL_ARCH:
+            values.pop(key)
+        return Protocol(values)
 
     @property
     def arch(self) -> str:
@@ -173,14 +186,16 @@ def load_protocol(task: Task, opts: Sequence[Any] | None = None) -> Protocol:
     return Protocol(_validate(values, "the overrides"))
 
 
-def protocol_deviations(protocol: Protocol, task: Task) -> dict[str, dict[str, Any]]:
+def protocol_deviations(protocol: Protocol, task: Task, own_data: bool = False) -> dict[str, dict[str, Any]]:
     """Every protocol key whose value differs from the task's shipped file: ``{KEY: {"expected", "actual"}}``.
 
     Runtime keys (workers, batch size of feature extraction, ...) are not the
-    protocol and are never deviations. Empty: the run follows the protocol.
+    protocol and are never deviations, nor are the keys a run takes from its inputs
+    (the architecture of the weights; a user's own dataset's class count). Empty: the run follows the protocol.
     """
     reference = read_protocol_file(task.config_path)
-    keys = sorted((set(reference.values) | set(protocol.values)) - set(RUNTIME_KEYS))
+    inputs = set(INPUT_KEYS) | (set(OWN_DATA_KEYS) if own_data else set())
+    keys = sorted((set(reference.values) | set(protocol.values)) - set(RUNTIME_KEYS) - inputs)
     return {key: {"expected": reference[key], "actual": protocol[key]}
             for key in keys if reference[key] != protocol[key]}
 

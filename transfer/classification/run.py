@@ -62,20 +62,31 @@ def _device(num_gpus: int | None) -> torch.device:
 
 
 def _prepare(spec: Task, weights: str, *, seed: int, method: str | None, dataset_root, opts, trust_pickle: bool,
-             device: torch.device, input_style: str | None = None):
-    """Every input checked, all problems in one UserError: ``(protocol, data, weights)``."""
+             device: torch.device, input_style: str | None = None, own_data: str | Path | None = None):
+    """Every input checked, all problems in one UserError: ``(protocol, data, weights)``.
+
+    The protocol then holds what the inputs decide: MODEL.ARCH from the weights, and DATA.NUM_CLASSES from
+    a user's own dataset (``own_data``, ``--data``).
+    """
     problems: list[str] = []
     data = None
     protocol = attempt(problems, load_protocol, spec, opts)
     if protocol is not None:
-        data = attempt(problems, check_dataset, classification_root(spec.toy, dataset_root), protocol)
+        root = Path(own_data) if own_data is not None else classification_root(spec.toy, dataset_root)
+        data = attempt(problems, check_dataset, root, protocol, own=own_data is not None)
+        if data is not None and own_data is not None:
+            given = protocol["DATA.NUM_CLASSES"] if "DATA.NUM_CLASSES" in (opts or [])[::2] else len(data.classes)
+            if given != len(data.classes):
+                problems.append(f"DATA.NUM_CLASSES {given} contradicts your dataset, whose folders hold "
+                                f"{len(data.classes)} classes; drop the override (it is read from the folders)")
+            protocol = protocol.with_value("DATA.NUM_CLASSES", len(data.classes))
         if data is not None and spec.kind == "knn":
             attempt(problems, check_bank_memory, len(data.train), protocol["KNN.CHUNK"], device)
     prepared = attempt(problems, load_weights, weights, seed=seed, method=method, trust_pickle=trust_pickle,
-                       input_style=input_style, arch=protocol.arch if protocol is not None else "resnet50")
+                       input_style=input_style, arch=protocol["MODEL.ARCH"] if protocol is not None else None)
     if problems:
         raise problems_error(problems)
-    return protocol, data, prepared
+    return protocol.with_value("MODEL.ARCH", prepared.arch), data, prepared
 
 
 def _planned(spec: Task, protocol) -> int:
@@ -113,12 +124,13 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
                        dataset_root: str | Path | None = None, opts: list[str] | None = None,
                        trust_pickle: bool = False, console: bool = True, pretrain_epochs: int | None = None,
                        num_gpus: int | None = None, feature_cache: str | Path | None = None,
-                       input_style: str | None = None) -> RunRecord:
+                       input_style: str | None = None, data: str | Path | None = None) -> RunRecord:
     """Evaluate ``weights`` on a classification task; returns the run record (also ``OUTPUT/run_record.json``).
 
     ``feature_cache``: a folder of frozen-backbone features shared by runs (entries are keyed by
     content, so sharing is safe); default ``$SYNCO_FEATURE_CACHE``, else ``OUTPUT/features``.
     ``input_style``: ``--input-style`` for weights that do not record how their ResNet was fed.
+    ``data``: a user's own ImageFolder dataset (``--data``) instead of the task's; the task gives the protocol.
 
     Raises ``UserError`` for bad input (found before the start, it leaves
     nothing behind: see :func:`transfer.errors.run_folder`), ``TransferFailed`` when training fails
@@ -134,22 +146,25 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
     with run_folder(target, weights) as output, _logging(output, console, rank):
         return _run(spec, weights, output, device=device, rank=rank, world=world, seed=seed, resume=resume,
                     force=force, method=method, dataset_root=dataset_root, opts=opts, trust_pickle=trust_pickle,
-                    pretrain_epochs=pretrain_epochs, feature_cache=feature_cache, input_style=input_style)
+                    pretrain_epochs=pretrain_epochs, feature_cache=feature_cache, input_style=input_style,
+                    own_data=data)
 
 
 def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: int, world: int, seed: int,
          resume: bool, force: bool, method: str | None, dataset_root, opts, trust_pickle: bool,
          pretrain_epochs: int | None, feature_cache: str | Path | None = None,
-         input_style: str | None = None) -> RunRecord:
+         input_style: str | None = None, own_data: str | Path | None = None) -> RunRecord:
     def prepare() -> Planned:
         protocol, data, prepared = _prepare(spec, weights, seed=seed, method=method, dataset_root=dataset_root,
                                             opts=opts, trust_pickle=trust_pickle, device=device,
-                                            input_style=input_style)
+                                            input_style=input_style, own_data=own_data)
         record = RunRecord("running", None, spec.name, prepared.method,
                            pretrain_epochs if pretrain_epochs is not None else prepared.pretrain_epochs, seed,
                            weights=prepared.record(), config={"dump": protocol.dump(), "sha256": protocol.sha256()},
-                           protocol_deviations=protocol_deviations(protocol, spec), world_size=world,
-                           versions=versions(), iterations={"done": 0, "planned": _planned(spec, protocol)})
+                           protocol_deviations=protocol_deviations(protocol, spec, own_data is not None),
+                           world_size=world, versions=versions(),
+                           iterations={"done": 0, "planned": _planned(spec, protocol)},
+                           backbone=prepared.arch, dataset=data.identity)
         return Planned(record, record.config["dump"], (protocol, data, prepared))
 
     def train(planned: Planned, recorder: Recorder) -> RunRecord:

@@ -34,6 +34,7 @@ from transfer.convert.layouts import BATCH_COUNTERS, DINO_BRANCHES
 from transfer.convert.mapping import (
     MappedBackbone,
     batch_counter_names,
+    conv2_shape,
     detect,
     infer_arch,
     map_backbone,
@@ -64,7 +65,7 @@ def _pretraining_label(obj: Any) -> dict[str, Any]:
 def _torchvision_counters(backbone: MappedBackbone) -> tuple[dict[str, torch.Tensor], list[str]]:
     """BatchNorm step counters for a torchvision output: the source's, or 0 where it has none."""
     counters = dict(backbone.counters)
-    absent = [name for name in batch_counter_names(backbone.arch.depth) if name not in counters]
+    absent = [name for name in batch_counter_names(backbone.arch.name) if name not in counters]
     for name in absent:
         counters[name] = torch.zeros((), dtype=torch.long)
     notes = [f"*.num_batches_tracked ({len(absent)} tensors): set to 0, the source has none"] if absent else []
@@ -103,11 +104,11 @@ def _read(src: Path, fmt: str | None, dino_branch: str, trust_pickle: bool, inpu
     report = ConversionReport(
         input_path=str(src), input_sha256=loaded.sha256, format=found.layout.name,
         format_description=found.layout.description, arch=backbone.arch.name, block=backbone.arch.block,
-        mapped=len(backbone.tensors), expected=len(required_names(backbone.arch.depth)),
+        mapped=len(backbone.tensors), expected=len(required_names(backbone.arch.name)),
         output_kind=OUTPUT_KINDS[to], container=" -> ".join(found.container) or "top level",
         ignored_entries=found.ignored_entries, input_style=f"{style.name} ({style.basis})",
     )
-    return loaded, backbone, style, with_arch(style.settings, backbone.arch.depth), report
+    return loaded, backbone, style, with_arch(style.settings, backbone.arch), report
 
 
 def convert_checkpoint(
@@ -175,7 +176,7 @@ def _torchvision_outputs(backbone: MappedBackbone, dst: Path | None,
     counters, report.filled = _torchvision_counters(backbone)
     if dst is None:
         return []
-    payload = torchvision_payload(backbone.tensors, counters, list(reference_shapes(backbone.arch.depth)))
+    payload = torchvision_payload(backbone.tensors, counters, list(reference_shapes(backbone.arch.name)))
     return [(dst, torch_writer(payload))]
 
 
@@ -200,7 +201,7 @@ def backbone_state_dict(src: str | Path, fmt: str | None = None, *, dino_branch:
     report.settings = settings
     counters, report.filled = _torchvision_counters(backbone)
     report.dropped = backbone.drops.groups()
-    state = torchvision_payload(backbone.tensors, counters, list(reference_shapes(backbone.arch.depth)))
+    state = torchvision_payload(backbone.tensors, counters, list(reference_shapes(backbone.arch.name)))
     return state, report, _pretraining_label(loaded.obj)
 
 
@@ -220,6 +221,6 @@ def load_input_settings(pkl_path: str | Path, input_style: str | None = None) ->
     style = resolve_style(recorded_style(obj, "detectron2", path), input_style, path).settings
     try:
         found = detect(obj, forced="detectron2")
-        return with_arch(style, infer_arch(found.classified.claimed).depth)
+        return with_arch(style, infer_arch(found.classified.claimed, conv2_shape(found.flat, found.classified.claimed)))
     except UserError:
         return style

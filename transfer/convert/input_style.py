@@ -184,7 +184,8 @@ def resolve_style(recorded: Style | None, stated: str | None, path: Path) -> Sty
     return recorded
 
 
-KNOWN_KEYS = frozenset(TORCHVISION_STYLE) | {"MODEL.RESNETS.DEPTH", "MODEL.RESNETS.RES2_OUT_CHANNELS"}
+KNOWN_KEYS = frozenset(TORCHVISION_STYLE) | {"MODEL.RESNETS.DEPTH", "MODEL.RESNETS.RES2_OUT_CHANNELS",
+                                             "MODEL.RESNETS.NUM_GROUPS", "MODEL.RESNETS.WIDTH_PER_GROUP"}
 
 
 def sidecar_path(pkl_path: str | Path) -> Path:
@@ -192,11 +193,18 @@ def sidecar_path(pkl_path: str | Path) -> Path:
     return Path(f"{pkl_path}.yaml")
 
 
-def with_arch(style: dict[str, Any], depth: int) -> dict[str, Any]:
-    """Style settings plus the ResNet shape keys detectron2 needs for ``depth``."""
+def with_arch(style: dict[str, Any], arch: Any) -> dict[str, Any]:
+    """Style settings plus the ResNet shape keys detectron2 needs for ``arch`` (a depth, or a
+    :class:`transfer.convert.mapping.ResNetArch`). The 3x3 conv's grouping (ResNeXt, wide ResNets) is
+    written only where it differs from detectron2's default (1 group of 64), so a plain ResNet's sidecar
+    is what it always was."""
+    depth = arch if isinstance(arch, int) else arch.depth
     settings = dict(style)
     settings["MODEL.RESNETS.DEPTH"] = depth
     settings["MODEL.RESNETS.RES2_OUT_CHANNELS"] = 64 if depth in (18, 34) else 256
+    groups, width = (1, 64) if isinstance(arch, int) else (arch.groups, arch.width_per_group)
+    if (groups, width) != (1, 64):
+        settings["MODEL.RESNETS.NUM_GROUPS"], settings["MODEL.RESNETS.WIDTH_PER_GROUP"] = groups, width
     return settings
 
 

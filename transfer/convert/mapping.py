@@ -28,7 +28,7 @@ ResNet-50 looks like.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -38,6 +38,7 @@ import torch
 import torchvision
 
 from synco.common.errors import UserError
+from synco.pretrain.config import ARCHS
 from transfer.convert.layouts import (
     ALIASES,
     FORMAT_NAMES,
@@ -201,19 +202,22 @@ _BLOCK = re.compile(r"^layer([1-4])\.(\d+)\.(conv3|bn3)?")
 
 @dataclass(frozen=True)
 class ResNetArch:
-    """A torchvision ResNet depth with its block type and blocks per stage."""
+    """A torchvision ResNet-family architecture: its name, depth, block type, blocks per stage, and the 3x3 conv's
+    grouping (ResNeXt: 32 groups of 4 channels in resnext50_32x4d; wide ResNets: 1 group twice as wide)."""
 
     depth: int
     block: str
     blocks: tuple[int, ...]
+    name: str = ""
+    groups: int = 1
+    width_per_group: int = 64
 
-    @property
-    def name(self) -> str:
-        return f"resnet{self.depth}"
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", f"resnet{self.depth}")
 
 
-def infer_arch(canonical_names: Iterable[str]) -> ResNetArch:
-    """Depth and block type from canonical names; fails if they fit no torchvision ResNet."""
+def _block_counts(canonical_names: Iterable[str]) -> tuple[str, tuple[int, ...]]:
     counts = [0, 0, 0, 0]
     bottleneck = False
     for name in canonical_names:
@@ -223,8 +227,32 @@ def infer_arch(canonical_names: Iterable[str]) -> ResNetArch:
         stage = int(match[1]) - 1
         counts[stage] = max(counts[stage], int(match[2]) + 1)
         bottleneck = bottleneck or match[3] is not None
-    block = "Bottleneck" if bottleneck else "BasicBlock"
-    blocks = tuple(counts)
+    return "Bottleneck" if bottleneck else "BasicBlock", tuple(counts)
+
+
+@lru_cache(maxsize=None)
+def torchvision_family() -> dict[tuple[str, tuple[int, ...], tuple[int, int]], ResNetArch]:
+    """Every architecture the suite builds (:data:`synco.pretrain.config.ARCHS`), keyed by what its weights show:
+    block type, blocks per stage, and the shape ``(out, in per group)`` of ``layer1.0.conv2.weight``.
+
+    Read off torchvision's own models (on the meta device: no memory), so the table cannot drift from them.
+    """
+    family = {}
+    for name in ARCHS:
+        shapes = reference_shapes(name)
+        block, blocks = _block_counts(shapes)
+        out, per_group = shapes["layer1.0.conv2.weight"][:2]
+        depth = DEPTHS[(block, blocks)]
+        groups = out // per_group if block == "Bottleneck" else 1
+        family[(block, blocks, (out, per_group))] = ResNetArch(depth, block, blocks, name, groups,
+                                                                per_group if block == "Bottleneck" else 64)
+    return family
+
+
+def infer_arch(canonical_names: Iterable[str], conv2_shape: Sequence[int] | None = None) -> ResNetArch:
+    """The architecture from canonical names (depth, block type) and, when given, the shape of
+    ``layer1.0.conv2.weight`` (plain, ResNeXt or wide); fails if they fit no torchvision ResNet."""
+    block, blocks = _block_counts(canonical_names)
     depth = DEPTHS.get((block, blocks))
     if depth is None:
         known = "; ".join(f"{d}: {b} {list(c)}" for (b, c), d in sorted(DEPTHS.items(), key=lambda kv: kv[1]))
@@ -232,14 +260,25 @@ def infer_arch(canonical_names: Iterable[str]) -> ResNetArch:
             f"the backbone has {block}s with {list(blocks)} blocks per stage, which is no torchvision "
             f"ResNet ({known}); blocks are missing or this is not a standard ResNet"
         )
-    return ResNetArch(depth, block, blocks)
+    if conv2_shape is None or len(conv2_shape) < 2:
+        return ResNetArch(depth, block, blocks)
+    found = torchvision_family().get((block, blocks, (int(conv2_shape[0]), int(conv2_shape[1]))))
+    if found is None:
+        known = ", ".join(a.name for a in torchvision_family().values() if a.depth == depth)
+        raise UserError(
+            f"the backbone is a {depth}-layer ResNet whose first 3x3 conv (layer1.0.conv2) is {tuple(conv2_shape)}, "
+            f"which fits no torchvision architecture of that depth ({known}); a ResNet variant this converter "
+            "does not support"
+        )
+    return found
 
 
 @lru_cache(maxsize=None)
-def reference_shapes(depth: int) -> dict[str, tuple[int, ...]]:
-    """Every backbone tensor of torchvision's ``resnet{depth}`` with its shape (fc excluded), in order."""
+def reference_shapes(arch: str) -> dict[str, tuple[int, ...]]:
+    """Every backbone tensor of torchvision's ``arch`` (``resnet50``, ``resnext50_32x4d``) with its shape
+    (fc excluded), in order."""
     with torch.device("meta"):
-        model = getattr(torchvision.models, f"resnet{depth}")()
+        model = getattr(torchvision.models, arch)()
     return {
         name: tuple(tensor.shape)
         for name, tensor in model.state_dict().items()
@@ -247,13 +286,21 @@ def reference_shapes(depth: int) -> dict[str, tuple[int, ...]]:
     }
 
 
-def required_names(depth: int) -> list[str]:
+def required_names(arch: str) -> list[str]:
     """The tensors that count towards coverage: weights and BN running stats, not step counters."""
-    return [name for name in reference_shapes(depth) if not is_batch_counter(name)]
+    return [name for name in reference_shapes(arch) if not is_batch_counter(name)]
 
 
-def batch_counter_names(depth: int) -> list[str]:
-    return [name for name in reference_shapes(depth) if is_batch_counter(name)]
+def batch_counter_names(arch: str) -> list[str]:
+    return [name for name in reference_shapes(arch) if is_batch_counter(name)]
+
+
+def conv2_shape(flat: Mapping[str, Any], claimed: Mapping[str, list[str]]) -> tuple[int, ...] | None:
+    """The shape of the source tensor that is ``layer1.0.conv2.weight`` (what tells ResNeXt and wide ResNets
+    from the plain one), or None when there is none."""
+    keys = claimed.get("layer1.0.conv2.weight")
+    value = flat.get(keys[0]) if keys else None
+    return tuple(value.shape) if value is not None and hasattr(value, "shape") else None
 
 
 _DEEP_STEM = re.compile(r"^(?:conv1\.\d+\.|stem\.\d+\.)")
@@ -328,8 +375,9 @@ def map_backbone(flat: Mapping[str, Any], layout: Layout, classified: Classified
     if duplicates:
         raise UserError(f"two source tensors map to the same backbone tensor (ambiguous): {_few(duplicates, 3)}")
 
-    arch = infer_arch(name for name in classified.claimed if not is_batch_counter(name))
-    shapes = reference_shapes(arch.depth)
+    arch = infer_arch((name for name in classified.claimed if not is_batch_counter(name)),
+                      conv2_shape(flat, classified.claimed))
+    shapes = reference_shapes(arch.name)
     unexpected = [key for key, _ in classified.unexpected]
     unexpected += [keys[0] for name, keys in classified.claimed.items() if name not in shapes]
     if unexpected:
@@ -338,7 +386,7 @@ def map_backbone(flat: Mapping[str, Any], layout: Layout, classified: Classified
             f"(a ResNet variant this converter does not support): {_few(unexpected)}"
         )
 
-    required = required_names(arch.depth)
+    required = required_names(arch.name)
     missing = [name for name in required if name not in classified.claimed]
     if missing:
         where = " or ".join(repr(prefix) for prefix, _ in layout.prefixes)
