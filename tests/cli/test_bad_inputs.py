@@ -21,6 +21,7 @@ from typing import Callable
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from synco.cli import main, parse_args
 from tests.conftest import make_record, write_record
@@ -161,6 +162,17 @@ CASES: dict[str, Setup] = {
                                                   "--output", str(t / "run"), "TRAIN.EPOCHS"],
     "transfer-quiet-after-overrides": lambda t: ["transfer", "--task", "toy-voc", "--weights", str(t / "w.pth"),
                                                  "--output", str(t / "run"), "SOLVER.MAX_ITER", "2", "--quiet"],
+    "transfer-data-one-class": lambda t: _own(_images(t / "d", ["a"], ["a"])),
+    "transfer-data-empty-class": lambda t: _own(_images(t / "d", ["a", "b"], ["a", "b"], empty="b")),
+    "transfer-data-classes-differ": lambda t: _own(_images(t / "d", ["a", "b"], ["a", "c"])),
+    "transfer-data-non-image": lambda t: _own(_images(t / "d", ["a", "b"], ["a", "b"], extra="a/notes.txt")),
+    "transfer-data-fake-image": lambda t: _own(_images(t / "d", ["a", "b"], ["a", "b"], fake="b/x.png")),
+    "transfer-data-no-subsets": lambda t: ["transfer", "--task", "toy-semisup1", "--weights", "random", "--data",
+                                           str(_images(t / "d", ["a", "b"], ["a", "b"]))],
+    "transfer-data-num-classes": lambda t: [*_own(_images(t / "d", ["a", "b"], ["a", "b"])),
+                                            "DATA.NUM_CLASSES", "5"],
+    "transfer-data-and-dataset-root": lambda t: [*_own(_images(t / "d", ["a", "b"], ["a", "b"])),
+                                                 "--dataset-root", str(t)],
     "transfer-flag-after-overrides": lambda t: ["transfer", "--task", "toy-knn", "--weights", "random",
                                                 "--output", str(t / "run"), "TRAIN.EPOCHS", "2", "--lr-synco-repo"],
     # synco tabulate
@@ -242,6 +254,14 @@ CAUSES: dict[str, tuple[str, ...]] = {
     # the flag after the overrides is parsed (not taken for an override), so its own refusal shows
     "transfer-quiet-after-overrides": ("weights not found", "w.pth does not exist"),
     "transfer-flag-after-overrides": ("--lr-synco-repo only appl", "toy-knn is a knn classification task"),
+    "transfer-data-one-class": ("d/train has one class (a); classification needs at least two",),
+    "transfer-data-empty-class": ("d/train has class folders with no images: b",),
+    "transfer-data-classes-differ": ("the val classes differ from the train classes (b, c)",),
+    "transfer-data-non-image": ("d/train holds 1 file that is not an image (a/notes.txt)",),
+    "transfer-data-fake-image": ("named like an image that is not one (PIL cannot read b/x.png)",),
+    "transfer-data-no-subsets": ("has no subsets/1percent.txt", "list its training images' file names"),
+    "transfer-data-num-classes": ("DATA.NUM_CLASSES 5 contradicts your dataset, whose folders hold 2 classes",),
+    "transfer-data-and-dataset-root": ("--data names your own dataset", "give one of them"),
     "tabulate-only-corrupt": ("all 1 run record(s) were skipped", "corrupt: not valid JSON"),
     "tabulate-only-failed": ("all 1 run record(s) were skipped", "failed: boom"),
     "tabulate-missing-folder": ("no such file or folder", "/nope"),
@@ -258,6 +278,25 @@ CAUSES: dict[str, tuple[str, ...]] = {
     "bench-jobs-0": ("--jobs must be at least 1",),
     "demo-out-is-file": ("--out", "/demo is a file, not a folder"),
 }
+
+
+def _images(root: Path, train: list[str], val: list[str], *, empty: str | None = None, extra: str | None = None,
+            fake: str | None = None) -> Path:
+    """A small own ImageFolder: two 8-px PNGs per class, with one class left empty, one stray file or one
+    file named like an image that is not one."""
+    for split, classes in (("train", train), ("val", val)):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            for index in range(0 if (split, name) == ("train", empty) else 2):
+                Image.new("RGB", (8, 8), (40 * index, 0, 0)).save(root / split / name / f"{index}.png")
+    for odd, content in ((extra, "notes"), (fake, "not a picture")):
+        if odd:
+            (root / "train" / odd).write_text(content)
+    return root
+
+
+def _own(root: Path) -> list[str]:
+    return ["transfer", "--task", "toy-knn", "--weights", "random", "--data", str(root)]
 
 
 def _mm_backbone(folder: Path) -> Path:
