@@ -5,8 +5,9 @@ and a notes column for anything the source leaves unsaid (schedule, number of
 trials, earlier values). Keeping one number per line is what keeps it honest:
 a number cannot lose its provenance by sharing a row with another.
 
-``kind`` is ``absolute`` for a value, or ``delta_vs_mocov2`` for a claim made
-only relative to MoCo v2 (never turned into an absolute number here).
+``kind`` is ``absolute`` for a value, or ``delta_vs_<method>`` (``mocov2``,
+``mochi``) for a claim made only relative to that method (never turned into an
+absolute number here).
 A published task is shown only beside the measured tasks of the same
 protocol (``Task.published`` in :mod:`transfer.tasks`): VOC 24k rows beside
 ``voc``, COCO rows of unstated schedule beside ``coco1x`` and ``coco2x`` with
@@ -44,7 +45,7 @@ from transfer.tasks import TASKS, published_metrics
 
 PUBLISHED_CSV = Path(__file__).with_name("published.csv")
 COLUMNS = ("method", "pretrain_epochs", "task", "metric", "value", "kind", "trials", "source", "version", "notes")
-KINDS = ("absolute", "delta_vs_mocov2")
+KINDS = ("absolute", "delta_vs_mocov2", "delta_vs_mochi")
 
 #: The version of each multi-version paper whose numbers the tables show (paper: how its rows' ``source``
 #: starts). SynCo: v3, the version issue 21 takes SynCo's numbers from; its abstract gives absolute COCO

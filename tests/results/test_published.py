@@ -15,7 +15,7 @@ from results.published import (
     published_for_task,
     published_for_tasks,
 )
-from results.render import to_markdown
+from results.render import to_latex, to_markdown
 from synco.cli import main
 from tests.conftest import make_record, write_record
 from tests.results.conftest import classification_record
@@ -55,7 +55,8 @@ def _expected() -> set[tuple]:
              ("synco", None, "coco", "segm.AP", 0.8, "delta_vs_mocov2", "arXiv 2410.02401v7 abstract")}
     rows |= {("synco", None, "voc", "bbox.AP50", 82.6, "absolute", "arXiv 2410.02401v3 abstract"),
              ("synco", None, "voc", "bbox.AP", 57.2, "absolute", "arXiv 2410.02401v7 abstract"),
-             ("synco", None, "imagenet-linear", "linear.top1", 0.4, "delta_vs_mocov2", "arXiv 2410.02401v7 abstract")}
+             ("synco", None, "imagenet-linear", "linear.top1", 0.4, "delta_vs_mocov2", "arXiv 2410.02401v7 abstract"),
+             ("synco", None, "imagenet-linear", "linear.top1", 1.0, "delta_vs_mochi", "arXiv 2410.02401v7 abstract")}
     return rows
 
 
@@ -182,3 +183,15 @@ def test_every_row_the_tables_show_names_its_source_and_version(tmp_path, capsys
     assert "arXiv 2410.02401v3 abstract, v3" in out
     for hidden in ("v1", "v4", "v7"):
         assert f"arXiv 2410.02401{hidden} abstract" not in out
+
+
+def test_a_relative_claim_says_what_it_is_relative_to(tmp_path):
+    published = parse_published(f"""{HEADER}
+synco,,imagenet-linear,linear.top1,1.0,delta_vs_mochi,,a paper abstract,v1,relative claim
+synco,,imagenet-linear,linear.top1,+0.4,delta_vs_mocov2,,a paper abstract,v1,relative claim
+""")
+    write_record(tmp_path, "a", classification_record("synco", 200, 0, "linear"))
+    report = build_report(collect([tmp_path]), published=published)
+    md, tex = to_markdown(report), to_latex(report)
+    assert "+1.0 (vs mochi, reported)" in md and "+0.4 (vs mocov2, reported)" in md
+    assert "$+1.0$\\,{\\scriptsize vs mochi}" in tex
