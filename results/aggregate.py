@@ -61,6 +61,7 @@ class Cell:
     within_noise: bool | None = None
     reported: str | None = None  # a reported value, digits as published
     reported_delta: str | None = None  # a reported relative claim, e.g. "+1.0"
+    reported_vs: str | None = None  # the method that claim is relative to ("mocov2")
 
 
 @dataclass
@@ -219,6 +220,7 @@ def _published_rows(published: pd.DataFrame, columns: tuple[TableColumn, ...]) -
             else:
                 cell.reported_delta = item["value_text"] if item["value_text"].startswith(("+", "-")) \
                     else "+" + item["value_text"]
+                cell.reported_vs = item["kind"].removeprefix("delta_vs_")
         trials = {None if pd.isna(t) else int(t) for t in group["trials"]}
         notes = tuple(dict.fromkeys(part.strip() for n in group["notes"] for part in n.split(";") if part.strip()))
         key = method_key(first["method"], epochs)

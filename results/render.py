@@ -106,7 +106,7 @@ def _md_value(row: Row, cell: Cell, digits: int) -> str:
 
 def _md_delta(row: Row, cell: Cell, digits: int) -> str:
     if row.kind == "reported":
-        return f"{cell.reported_delta} (vs mocov2, reported)" if cell.reported_delta else ""
+        return f"{cell.reported_delta} (vs {cell.reported_vs}, reported)" if cell.reported_delta else ""
     if row.is_baseline:
         return "baseline"
     if cell.delta is None:
@@ -173,7 +173,9 @@ def _tex_value(row: Row, cell: Cell, digits: int) -> str:
 
 def _tex_delta(row: Row, cell: Cell, digits: int) -> str:
     if row.kind == "reported":
-        return f"${cell.reported_delta}$\\textsuperscript{{r}}" if cell.reported_delta else ""
+        if not cell.reported_delta:
+            return ""
+        return f"${cell.reported_delta}$\\,{{\\scriptsize vs {tex_escape(cell.reported_vs)}}}\\textsuperscript{{r}}"
     if row.is_baseline:
         return "base"
     if cell.delta is None:
@@ -238,7 +240,7 @@ def _cell_dict(row: Row, cell: Cell) -> dict:
         "delta": _round(cell.delta),
         "ci_low": _round(cell.ci.low) if cell.ci else None, "ci_high": _round(cell.ci.high) if cell.ci else None,
         "ci_df": _round(cell.ci.df) if cell.ci else None, "within_noise": cell.within_noise,
-        "reported_value": cell.reported, "reported_delta": cell.reported_delta,
+        "reported_value": cell.reported, "reported_delta": cell.reported_delta, "reported_delta_vs": cell.reported_vs,
     }
 
 
@@ -267,7 +269,7 @@ def to_json(report: Report) -> str:
 
 CSV_COLUMNS = ("task", "label", "kind", "method_key", "n", "seeds", "on_protocol", "metric", "mean", "std",
                "delta", "ci_low", "ci_high", "ci_df", "within_noise", "reported_value", "reported_delta",
-               "source", "version")
+               "reported_delta_vs", "source", "version")
 
 
 def to_csv(report: Report) -> str:

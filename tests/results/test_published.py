@@ -5,7 +5,20 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from results.published import COLUMNS, PublishedError, load_published, parse_published, published_for_task
+from results.aggregate import build_report, collect
+from results.published import (
+    COLUMNS,
+    SHOWN_VERSIONS,
+    PublishedError,
+    load_published,
+    parse_published,
+    published_for_task,
+    published_for_tasks,
+)
+from results.render import to_latex, to_markdown
+from synco.cli import main
+from tests.conftest import make_record, write_record
+from tests.results.conftest import classification_record
 
 MOCO_DET = "facebookresearch/moco detection/README.md"
 SYNCO_DET = "giakoumoglou/synco detection/README.md"
@@ -33,13 +46,17 @@ def _expected() -> set[tuple]:
         ("synco", 800, "imagenet-linear", "linear.top1", 70.7, "absolute", synco),
         ("synco", 200, "imagenet-linear", "linear.top1", 67.9, "absolute", "arXiv 2410.02401v3 abstract"),
         ("synco", 200, "imagenet-linear", "linear.top1", 67.9, "absolute", "arXiv 2410.02401v4 abstract"),
-    }  # no semi-supervised, kNN or MoCHI rows: see results/published.py
+    }  # no semi-supervised, kNN or MoCHI rows: see results/published.py (only the papers' openings were readable)
     for version, bb, mk in (("v1", 40.4, 35.4), ("v3", 41.0, 35.7), ("v4", 40.9, 35.5)):
         source = f"arXiv 2410.02401{version} abstract"
         rows |= {("synco", None, "coco", "bbox.AP", bb, "absolute", source),
                  ("synco", None, "coco", "segm.AP", mk, "absolute", source)}
     rows |= {("synco", None, "coco", "bbox.AP", 1.0, "delta_vs_mocov2", "arXiv 2410.02401v7 abstract"),
              ("synco", None, "coco", "segm.AP", 0.8, "delta_vs_mocov2", "arXiv 2410.02401v7 abstract")}
+    rows |= {("synco", None, "voc", "bbox.AP50", 82.6, "absolute", "arXiv 2410.02401v3 abstract"),
+             ("synco", None, "voc", "bbox.AP", 57.2, "absolute", "arXiv 2410.02401v7 abstract"),
+             ("synco", None, "imagenet-linear", "linear.top1", 0.4, "delta_vs_mocov2", "arXiv 2410.02401v7 abstract"),
+             ("synco", None, "imagenet-linear", "linear.top1", 1.0, "delta_vs_mochi", "arXiv 2410.02401v7 abstract")}
     return rows
 
 
@@ -107,3 +124,74 @@ def test_duplicates_and_wrong_header_are_rejected():
         parse_published(f"{HEADER}\n{line}\n{line}\n")
     with pytest.raises(PublishedError, match="columns"):
         parse_published("method,value\nsynco,1\n")
+
+
+def test_a_row_without_a_source_or_version_is_named_in_one_sentence():
+    for line, missing in (("synco,200,voc,bbox.AP,57.2,absolute,,,v1,", "source"),
+                          ("synco,200,voc,bbox.AP,57.2,absolute,,src,,", "version")):
+        with pytest.raises(PublishedError) as caught:
+            parse_published(f"{HEADER}\nmocov2,200,voc,bbox.AP,57.0,absolute,,src,v1,\n{line}\n", origin="mine.csv")
+        message = str(caught.value)
+        assert message.startswith(f"mine.csv line 3 (synco voc bbox.AP) has no {missing}:")
+        assert "\n" not in message and message.count(". ") == 0  # one sentence, naming the row
+
+
+def test_shown_versions_name_versions_the_csv_has():
+    frame = load_published()
+    for paper, version in SHOWN_VERSIONS.items():
+        rows = frame[frame["source"].str.startswith(paper)]
+        assert version in set(rows["version"]) and len(set(rows["version"])) > 1
+
+
+DISAGREEING = f"""{HEADER}
+synco,,coco,bbox.AP,40.4,absolute,,arXiv 2410.02401v1 abstract,v1,schedule not stated
+synco,,coco,bbox.AP,41.0,absolute,,arXiv 2410.02401v3 abstract,v3,schedule not stated
+synco,,coco,bbox.AP,1.0,delta_vs_mocov2,,arXiv 2410.02401v7 abstract,v7,relative claim
+mocov2,200,coco,bbox.AP,38.9,absolute,,some other paper,v1,
+mocov2,200,coco,bbox.AP,39.0,absolute,,some other paper,v2,
+"""
+
+
+def test_the_tables_show_one_version_of_a_paper_and_say_which(tmp_path):
+    published = parse_published(DISAGREEING)
+    shown = published_for_tasks(published, ["coco1x"])
+    assert shown[shown["method"] == "synco"][["version", "value_text"]].values.tolist() == [["v3", "41.0"]]
+    (note,) = shown[shown["method"] == "synco"]["notes"]
+    assert "tables show v3 of arXiv 2410.02401" in note and "v1 bbox.AP 40.4" in note
+    assert "v7 bbox.AP +1.0 vs mocov2" in note
+    # a source that SHOWN_VERSIONS does not name is not a versioned paper: both of its rows stand
+    assert shown[shown["method"] == "mocov2"]["version"].tolist() == ["v1", "v2"]
+
+    write_record(tmp_path, "a", make_record("synco", 200, 0, task="coco1x", ap=40.0))
+    md = to_markdown(build_report(collect([tmp_path]), published=published))
+    assert "arXiv 2410.02401v3 abstract, v3: schedule not stated; tables show v3 of arXiv 2410.02401" in md
+    assert "| 41.0 |" in md and "| 40.4 |" not in md and "arXiv 2410.02401v1 abstract" not in md
+
+
+def test_every_row_the_tables_show_names_its_source_and_version(tmp_path, capsys):
+    for task in ("voc", "coco1x", "coco2x"):
+        write_record(tmp_path, task, make_record("synco", 200, 0, task=task))
+    write_record(tmp_path, "linear", classification_record("synco", 200, 0, "linear"))
+    assert main(["tabulate", str(tmp_path), "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    frame = load_published()
+    for task in ("voc", "coco1x", "coco2x", "linear"):
+        shown = published_for_task(frame, task)
+        assert len(shown)
+        for source, version in set(zip(shown["source"], shown["version"])):
+            assert f"] {source}, {version}" in out  # the footnote of the row
+    assert "arXiv 2410.02401v3 abstract, v3" in out
+    for hidden in ("v1", "v4", "v7"):
+        assert f"arXiv 2410.02401{hidden} abstract" not in out
+
+
+def test_a_relative_claim_says_what_it_is_relative_to(tmp_path):
+    published = parse_published(f"""{HEADER}
+synco,,imagenet-linear,linear.top1,1.0,delta_vs_mochi,,a paper abstract,v1,relative claim
+synco,,imagenet-linear,linear.top1,+0.4,delta_vs_mocov2,,a paper abstract,v1,relative claim
+""")
+    write_record(tmp_path, "a", classification_record("synco", 200, 0, "linear"))
+    report = build_report(collect([tmp_path]), published=published)
+    md, tex = to_markdown(report), to_latex(report)
+    assert "+1.0 (vs mochi, reported)" in md and "+0.4 (vs mocov2, reported)" in md
+    assert "$+1.0$\\,{\\scriptsize vs mochi}" in tex
