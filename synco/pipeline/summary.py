@@ -171,15 +171,16 @@ def _stage_name(stage: Stage) -> str:
     return stage.id.split(":", 1)[1]
 
 
-def _curve_baseline(exp: Experiment, pretrain: list[Stage]) -> str | None:
-    """The pretraining stage whose row is the experiment's baseline (by row key or by name); None if none is."""
+def _curve_baseline(exp: Experiment, pretrain: list[Stage]) -> str:
+    """The pretraining stage whose row is the experiment's baseline (by row key or by name); the baseline itself
+    where no pretraining stage made it (third-party weights, random init: no curve, and the table says so)."""
     baseline = exp.baseline or _default_baseline(exp)
     for stage in pretrain:
         inputs = stage.meta.get("inputs")
         if _stage_name(stage) == baseline or (inputs and baseline == method_key(
                 method_label(_stage_name(stage), recipe_deviations(inputs)), inputs.get("epochs"))):
             return _stage_name(stage)
-    return None
+    return baseline
 
 
 def report_from_manifests(experiment: str | Path, output: str | Path | None = None) -> dict:
