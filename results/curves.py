@@ -547,7 +547,7 @@ def speed_latex(table: SpeedTable, digits: int = 1) -> str:
             "\\parbox{\\linewidth}{\\footnotesize " + tex_escape(
                 f"Epochs to a threshold: the first logged epoch at or above it; {table.reference.replace('`', '')}. "
                 "Unreached runs "
-                "enter no mean (k/n reached). "
+                "enter no mean (k/n reached)."
                 f" Mean top-1: area under the curve over the common span. mean ± std "
                 f"over seeds; Δ against {table.baseline or 'no baseline (no curve of it)'}. {notes}".strip()) + "}",
             "\\end{table}"]
