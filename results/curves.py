@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from results.render import _num, tex_escape  # the transfer tables' number format and LaTeX escaping
 from results.runs import display_path
 from results.stats import mean_std
 from synco.common.atomic import atomic_write_bytes, atomic_write_text
@@ -283,10 +284,10 @@ def curve_area(epochs: Sequence[int], top1: Sequence[float], start: int, end: in
 def common_span(curves: Iterable[Sequence[int]]) -> tuple[int, int] | None:
     """The epochs every curve covers (latest first epoch, earliest last epoch); None if that is a single epoch
     or nothing."""
-    firsts, lasts = zip(*[(min(epochs), max(epochs)) for epochs in curves if len(epochs)]) or ((), ())
-    if not firsts:
+    ends = [(min(epochs), max(epochs)) for epochs in curves if len(epochs)]
+    if not ends:
         return None
-    start, end = max(firsts), min(lasts)
+    start, end = max(first for first, _ in ends), min(last for _, last in ends)
     return (start, end) if end > start else None
 
 
@@ -356,8 +357,9 @@ def speed_thresholds(frame: pd.DataFrame, baseline: str | None = None,
         return [], "no thresholds: the curves share no span of epochs"
 
     def ends(method: str) -> tuple[float, float]:
-        runs = curves[method]
-        return tuple(mean_std([_interpolated(e, v, at) for _, e, v in runs])[0] for at in span)  # type: ignore
+        """The method's mean top-1 over its seeds at the span's first and last epoch."""
+        start, end = (mean_std([_interpolated(e, v, at) for _, e, v in curves[method]])[0] for at in span)
+        return start, end
 
     if baseline in curves:
         reference, who = baseline, f"the baseline `{baseline}`"
@@ -417,16 +419,12 @@ def speed_table(frame: pd.DataFrame, baseline: str | None = None, fractions: Seq
     notes = []
     if baseline and base is None:
         notes.append(f"no kNN curve of the baseline `{baseline}`: no Δ")
-    lengths = {last for row in rows.values() for last in row.last_epochs}
-    if len(lengths) > 1 and span is not None:
-        notes.append(f"curves end at different epochs ({', '.join(map(str, sorted(lengths)))}): the area is over "
-                     f"the common epochs {span[0]}-{span[1]} only")
+    covered = {(min(e), max(e)) for runs in curves.values() for _, e, _ in runs}
+    if len(covered) > 1 and span is not None:
+        ranges = ", ".join(f"{first}-{last}" for first, last in sorted(covered))
+        notes.append(f"curves cover different epochs ({ranges}): the mean top-1 is over the common epochs "
+                     f"{span[0]}-{span[1]} only")
     return SpeedTable([rows[m] for m in curves], chosen, span, base, reference, notes)
-
-
-def _num(x: float, digits: int, signed: bool = False) -> str:
-    x = 0.0 if round(x, digits) == 0 else x  # no "-0.0"
-    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
 def _speed_value(cell: SpeedCell, digits: int) -> str:
@@ -515,7 +513,8 @@ def speed_csv(table: SpeedTable) -> str:
 
 def speed_json(table: SpeedTable) -> dict:
     """The table as plain data (``synco tabulate --format json`` puts it under ``knn_speed``)."""
-    records = speed_frame(table).astype(object).where(speed_frame(table).notna(), None).to_dict("records")
+    frame = speed_frame(table)
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
     return {"baseline": table.baseline, "span": list(table.span) if table.span else None,
             "thresholds": [{"top1": t.top1, "fraction": t.fraction} for t in table.thresholds],
             "reference": table.reference, "notes": list(table.notes), "rows": records}
@@ -523,8 +522,6 @@ def speed_json(table: SpeedTable) -> dict:
 
 def speed_latex(table: SpeedTable, digits: int = 1) -> str:
     """A booktabs table of :func:`speed_markdown`'s cells (``synco tabulate --format tex``); '' without rows."""
-    from results.render import tex_escape  # noqa: PLC0415 - render's escaping, one place for it
-
     if not table.rows:
         return ""
     head = ["method", "seeds"]

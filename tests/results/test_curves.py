@@ -121,7 +121,7 @@ def test_first_reached_and_area_by_hand():
     # logged every 2 epochs, span 0-3: top-1 40 at epoch 3 interpolated; (10+30)/2*2 + (30+40)/2*1 = 75, / 3
     assert curve_area([0, 2, 4], [10.0, 30.0, 50.0], 0, 3) == pytest.approx(25.0)
     assert common_span([[0, 1, 2, 3, 4], [2, 3, 4, 5], [0, 1, 2, 3]]) == (2, 3)
-    assert common_span([[0, 1], [3, 4]]) is None and common_span([[0]]) is None
+    assert common_span([[0, 1], [3, 4]]) is None and common_span([[0]]) is None and common_span([]) is None
     with pytest.raises(ValueError):
         curve_area([0, 1], [1.0, 2.0], 1, 1)
 
@@ -151,7 +151,7 @@ def test_speed_table_by_hand(hand_frame):
     assert base.area.std == pytest.approx((80 / 3 - 25.0) / 2 ** 0.5)
     assert fast.area.mean == pytest.approx(182.5 / 6) and fast.area.delta == pytest.approx(182.5 / 6 - 155 / 6)
     assert slow.area.mean == 13.0 and slow.area.std is None and slow.area.delta == pytest.approx(13.0 - 155 / 6)
-    assert any("common epochs 0-3" in note for note in table.notes)
+    assert "curves cover different epochs (0-3, 0-4): the mean top-1 is over the common epochs 0-3 only" in table.notes
 
 
 def test_speed_markdown_shows_unreached_runs(hand_frame):

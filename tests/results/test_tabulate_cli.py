@@ -110,7 +110,7 @@ def _knn_line(epoch: int, top1: float) -> str:
 def pretraining_runs(tmp_path_factory):
     """Three real two-epoch pretraining runs (MoCo v2 seeds 0 and 1, SynCo seed 0: their checkpoints record
     method and seed) whose metrics.jsonl is then rewritten with kNN lines of known values, beside transfer
-    records; and a log whose run never saved a checkpoint."""
+    records; and a log whose run left no readable checkpoint."""
     from synco.pretrain.config import load_config  # noqa: PLC0415 - torch only for this fixture
     from synco.pretrain.train import pretrain  # noqa: PLC0415
     from synco.toyworld import ToyWorldSpec, generate_toy_world  # noqa: PLC0415
@@ -133,6 +133,7 @@ def pretraining_runs(tmp_path_factory):
     orphan = runs / "pretrain" / "killed"
     orphan.mkdir()
     (orphan / "metrics.jsonl").write_text(_knn_line(0, 99.0) + "\n")
+    (orphan / "checkpoint_last.pth.tar").write_bytes(b"PK\x03\x04 cut short")  # a save the kill cut short
     return runs
 
 
