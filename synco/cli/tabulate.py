@@ -22,6 +22,11 @@ the paths merged; separate runs with the same seed are each counted.
 Δ is against --baseline with a 95% Welch CI; ≈ marks a Δ within run-to-run
 noise (the rule is printed under every table). Published numbers from
 results/published.csv appear as "reported" rows beside matching tasks.
+Pretraining runs under RUN_DIR whose metrics.jsonl has kNN-monitor lines
+add a table of how fast kNN top-1 rose (epochs to thresholds, mean top-1
+over the common epochs), keyed by the method and seed their checkpoint
+records; thresholds: --knn-fractions of the baseline's gain, or
+--knn-thresholds. Not in CSV output.
 """
 
 
@@ -45,7 +50,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-published", action="store_true", help="leave out the reported (published) rows")
     parser.add_argument("--digits", type=int, default=2, choices=range(0, 5), metavar="N",
                         help="decimals for measured numbers, 0-4 (default: 2)")
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument("--knn-fractions", type=_numbers(0.0, 1.0, "fractions"), metavar="F,F,...",
+                       help="thresholds of the kNN speed table as fractions of the baseline's gain in kNN top-1 "
+                            "(default: 0.5,0.75,0.9)")
+    speed.add_argument("--knn-thresholds", type=_numbers(0.0, 100.0, "top-1 values (%%)"), metavar="T,T,...",
+                       help="thresholds of the kNN speed table as kNN top-1 values in %% instead")
     parser.set_defaults(func=run)
+
+
+def _numbers(low: float, high: float, what: str):
+    """An argparse type: comma-separated numbers in (low, high], increasing."""
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(part) for part in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+        if not all(low < v <= high for v in values) or list(values) != sorted(set(values)):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected increasing {what} above {low:g} and at most "
+                                             f"{high:g}".replace("%%", "%"))
+        return values
+    return parse
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from results.export import tabulate  # noqa: PLC0415
 
     result = tabulate(args.run_dirs, args.fmt, output=args.output, plot=args.plot, baseline=args.baseline,
-                      published=not args.no_published, digits=args.digits)
+                      published=not args.no_published, digits=args.digits,
+                      fractions=args.knn_fractions, thresholds=args.knn_thresholds)
     if not args.output:
         sys.stdout.write(result.text)
     report = result.report
@@ -64,6 +90,11 @@ def run(args: argparse.Namespace) -> int:
     copies = sum(len(m.copies) for m in report.merged)
     merged = f", {copies} copied record(s) of the same runs counted once (see the notes)" if copies else ""
     print(f"{used} run(s) tabulated, {len(report.skipped)} skipped{merged}", file=sys.stderr)
+    if result.speed is not None:
+        curves = sum(len(row.seeds) for row in result.speed.rows)
+        where = ("left out of CSV (one table per file; --format md, tex or json has it)" if args.fmt == "csv"
+                 else "after the transfer tables")
+        print(f"kNN speed table of {curves} pretraining run(s) {where}", file=sys.stderr)
     if args.fmt == "csv":
         for skip in report.skipped:
             print(f"skipped {skip.path}: {skip.reason}", file=sys.stderr)

@@ -7,7 +7,16 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from results.curves import PLOT_NAME, curve_markdown, knn_curves, write_curves
+from results.curves import (
+    METRICS_FILE,
+    PLOT_NAME,
+    SPEED_CSV_NAME,
+    curve_markdown,
+    knn_curves,
+    speed_markdown,
+    speed_table,
+    write_curves,
+)
 from results.export import export_tables
 from results.pretraining_log import hardness_markdown, loss_markdown, read_run_log
 from results.signal import signal_check, signal_markdown
@@ -15,9 +24,8 @@ from synco.common.atomic import atomic_write_text
 from synco.pipeline.experiment import Experiment, load_experiment
 from synco.pipeline.manifest import Manifests
 from synco.pipeline.plan import Stage, build_plan, override_args
-from synco.pretrain.config import load_config, method_label
-
-METRICS_FILE = "metrics.jsonl"  # what synco.pretrain.metrics_log writes into a pretraining run's folder
+from synco.pretrain.config import load_config, method_label, recipe_deviations
+from transfer.record import method_key
 
 SIGNAL_HEADING = "## Did pretraining show a signal?"
 
@@ -135,16 +143,44 @@ def _log_section(stages: list[Stage]) -> list[str]:
 
 
 def _knn_section(exp: Experiment, stages: list[Stage]) -> tuple[list[str], list[Path]]:
-    """Report lines and files for the kNN monitor of each pretraining stage; nothing when none logged one."""
-    sources = {s.id.split(":", 1)[1]: Path(s.meta["run_dir"]) / METRICS_FILE for s in stages if s.kind == "pretrain"}
+    """Report lines and files for the kNN monitor of each pretraining stage, and how fast each method's kNN
+    top-1 rose (:func:`results.curves.speed_table`); nothing when none logged one.
+
+    Curves are named by stage (as the report's other pretraining sections are), with the pretraining seed of
+    the stage's settings; the baseline is the experiment's (its row key, ``mocov2-200ep``, mapped back to the
+    stage that made it).
+    """
+    pretrain = [s for s in stages if s.kind == "pretrain"]
+    sources = {(_stage_name(s), s.meta.get("inputs", {}).get("seed")): Path(s.meta["run_dir"]) / METRICS_FILE
+               for s in pretrain}
     frame = knn_curves(sources)
     if frame.empty:
         return [], []
-    files = write_curves(frame, exp.output / "tables")
+    speed = speed_table(frame, baseline=_curve_baseline(exp, pretrain))
+    files = write_curves(frame, exp.output / "tables", speed)
     plot = exp.output / "tables" / PLOT_NAME
     lines = ["", "## kNN during pretraining", "", curve_markdown(frame).rstrip("\n"), "",
              f"Plot: [{PLOT_NAME}]({plot.relative_to(exp.output)})"]
+    if speed.rows:
+        lines += ["", "### How fast kNN top-1 rose", "", speed_markdown(speed).rstrip("\n"), "",
+                  f"All numbers: [{SPEED_CSV_NAME}](tables/{SPEED_CSV_NAME})"]
     return lines, files
+
+
+def _stage_name(stage: Stage) -> str:
+    return stage.id.split(":", 1)[1]
+
+
+def _curve_baseline(exp: Experiment, pretrain: list[Stage]) -> str:
+    """The pretraining stage whose row is the experiment's baseline (by row key or by name); the baseline itself
+    where no pretraining stage made it (third-party weights, random init: no curve, and the table says so)."""
+    baseline = exp.baseline or _default_baseline(exp)
+    for stage in pretrain:
+        inputs = stage.meta.get("inputs")
+        if _stage_name(stage) == baseline or (inputs and baseline == method_key(
+                method_label(_stage_name(stage), recipe_deviations(inputs)), inputs.get("epochs"))):
+            return _stage_name(stage)
+    return baseline
 
 
 def report_from_manifests(experiment: str | Path, output: str | Path | None = None) -> dict:

@@ -155,7 +155,39 @@ def pretraining_provenance(obj: Any) -> tuple[str, int | None] | None:
     epochs = done if isinstance(done, int) else planned if isinstance(planned, int) else None
     if isinstance(done, int) and isinstance(planned, int) and done < planned:
         logger.warning("the pretraining checkpoint is from epoch %d of a planned %d", done, planned)
-    return method_label(meta["method"], recipe_deviations(meta.get("config") or {})), epochs or None
+    return _stored_label(meta), epochs or None
+
+
+def _stored_label(meta: dict) -> str:
+    return method_label(meta["method"], recipe_deviations(meta.get("config") or {}))
+
+
+def run_identity(output: str | os.PathLike) -> tuple[str, int, int] | None:
+    """``(method label, planned epochs, seed)`` of the pretraining run in folder ``output``, from its newest
+    readable checkpoint; None when it has none (killed before its first save) or it is no checkpoint of ours.
+
+    Read memory-mapped and without unpickling code (format 2 is plain data), so that tabulating many runs
+    reads their settings, not their weights; a format-1 checkpoint is read whole.
+    """
+    output = Path(output)
+    for path in [output / LAST] + sorted(output.glob("checkpoint_[0-9]*.pth.tar"), reverse=True):
+        if not path.is_file():
+            continue
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - format 1 (pickled numpy) or not a zip file: the careful reader decides
+            try:
+                ckpt = load_pretrain_checkpoint(path)
+            except UserError:
+                continue
+        meta = ckpt.get("synco") if isinstance(ckpt, dict) else None
+        config = meta.get("config") if isinstance(meta, dict) else None
+        if not isinstance(config, dict) or not isinstance(meta.get("method"), str):
+            continue
+        epochs, seed = config.get("epochs"), config.get("seed")
+        if isinstance(epochs, int) and isinstance(seed, int):
+            return _stored_label(meta), epochs, seed
+    return None
 
 
 def check_compatible(ckpt: dict, config: dict, path: str | os.PathLike) -> None:

@@ -74,6 +74,7 @@ def test_tiny_grid_runs_end_to_end_and_a_rerun_skips_everything(experiment, tmp_
     report = (out / "report.md").read_text()
     assert "## Stages" in report and "## Results" in report
     assert "## kNN during pretraining" in report and (out / "tables" / "knn_curves.png").is_file()
+    assert "### How fast kNN top-1 rose" in report and (out / "tables" / "knn_speed.csv").is_file()
     assert "## Did pretraining show a signal?" in report and "| toy-voc best AP50 ≥ 20 |" in report
     assert "### Loss against chance" in report and "| mocov2 |" in report.split("### Loss against chance")[1]
 

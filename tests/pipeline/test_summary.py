@@ -28,7 +28,8 @@ def _grid(tmp_path: Path, knn_lines: bool) -> tuple[Experiment, list[Stage]]:
             lines += [json.dumps({"kind": "knn", "epoch": e, "global_step": 4 * e, "top1": 20.0 + e * (top1 - 20) / 2,
                                   "top5": 60.0, "k": 20, "seconds": 0.1}) for e in (0, 1, 2)]
         (run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-        stages.append(Stage(f"pretrain:{name}", "pretrain", (), meta={"run_dir": str(run_dir)}))
+        inputs = load_config(f"toy_{name}", ["epochs=2", "seed=3"]).to_dict()
+        stages.append(Stage(f"pretrain:{name}", "pretrain", (), meta={"run_dir": str(run_dir), "inputs": inputs}))
         transfer = out / "transfer" / "toy-linear" / name / "seed0"
         write_record(transfer.parent, transfer.name, classification_record(name, 2, 0, "toy-linear", top1=top1))
         stages.append(Stage(f"transfer:{name}:toy-linear:s0", "transfer", (), meta={"run_dir": str(transfer)}))
@@ -47,6 +48,29 @@ def test_report_shows_the_knn_curves(tmp_path):
     png = exp.output / "tables" / "knn_curves.png"
     assert png.read_bytes().startswith(b"\x89PNG") and str(png) in files
     assert str(exp.output / "tables" / "knn_curves.csv") in files
+    # how fast: the baseline mocov2-2ep is the mocov2 stage; its gain 20 -> 40 over epochs 0-2 puts the
+    # thresholds at 30, 35 and 38; SynCo (20, 32.5, 45) reaches them at epochs 1, 2, 2 as MoCo v2 (20, 30, 40)
+    # does; mean top-1 over epochs 0-2: (25 + 35) / 2 = 30 and (26.25 + 38.75) / 2 = 32.5
+    speed = section[section.index("### How fast kNN top-1 rose"):]
+    assert section.index("### How fast") > section.index("Plot: [knn_curves.png]")
+    assert ("| method | seeds | epochs to 30.00 (50%) | Δ | epochs to 35.00 (75%) | Δ | epochs to 38.00 (90%) | Δ | "
+            "mean top-1, epochs 0-2 | Δ |") in speed
+    assert "| mocov2 | 3 | 1.0 ± – | baseline | 2.0 ± – | baseline | 2.0 ± – | baseline | 30.00 ± – | baseline |" \
+        in speed
+    assert "| synco | 3 | 1.0 ± – | +0.0 | 2.0 ± – | +0.0 | 2.0 ± – | +0.0 | 32.50 ± – | +2.50 |" in speed
+    assert "All numbers: [knn_speed.csv](tables/knn_speed.csv)" in speed
+    assert str(exp.output / "tables" / "knn_speed.csv") in files
+    assert (exp.output / "tables" / "knn_speed.csv").read_text().startswith("method,seeds,measure,")
+
+
+def test_report_speed_table_without_a_baseline_curve(tmp_path):
+    exp, stages = _grid(tmp_path, knn_lines=True)
+    exp.baseline = "random"  # a row of the transfer tables, but no pretraining run: no curve
+    text = write_report(exp, stages, Manifests(exp.output), {}, 1.0)[0].read_text()
+    speed = text[text.index("### How fast kNN top-1 rose"):]
+    assert "| synco | 3 | 1.0 ± – | – |" in speed and "baseline |" not in speed
+    assert "- Note: no kNN curve of the baseline `random`: no Δ" in speed
+    assert "`mocov2` (no baseline curve; the method with the lowest final top-1)" in speed
 
 
 def test_no_knn_lines_no_section(tmp_path):

@@ -7,7 +7,17 @@ import json
 import pandas as pd
 import pytest
 
-from results.curves import CURVE_COLUMNS, curve_markdown, knn_curves, write_curves
+from results.curves import (
+    CURVE_COLUMNS,
+    common_span,
+    curve_area,
+    curve_markdown,
+    first_reached,
+    knn_curves,
+    speed_markdown,
+    speed_table,
+    write_curves,
+)
 
 
 def _knn(epoch, top1, **extra) -> str:
@@ -73,3 +83,120 @@ def test_png_and_csv_are_written(logs, tmp_path):
     back = pd.read_csv(table)
     assert back["top1"].tolist() == frame["top1"].tolist() and back["method"].tolist() == frame["method"].tolist()
     assert not list((tmp_path / "tables").glob(".*.tmp"))
+
+
+# ----------------------------------------------------------------------------- how fast kNN top-1 rose
+
+HAND_CURVES = {  # (method, seed) -> top-1 at epochs 0, 1, 2, ...
+    ("base", 0): [10, 20, 30, 40, 50],
+    ("base", 1): [10, 25, 30, 40, 40],  # never reaches 46
+    ("fast", 0): [10, 30, 40, 45, 50],
+    ("fast", 1): [10, 25, 35, 40],  # one epoch shorter: the common span is epochs 0-3
+    ("slow", 0): [10, 12, 14, 16],  # reaches no threshold
+}
+
+
+@pytest.fixture
+def hand_frame(tmp_path):
+    sources = {}
+    for (method, seed), values in HAND_CURVES.items():
+        path = tmp_path / f"{method}-{seed}.jsonl"
+        path.write_text("".join(_knn(e, float(v)) + "\n" for e, v in enumerate(values)))
+        sources[(method, seed)] = path
+    return knn_curves(sources)
+
+
+def test_frame_keeps_a_curve_per_seed(hand_frame):
+    assert list(hand_frame["seed"].drop_duplicates()) == [0, 1]
+    runs = list(dict.fromkeys(zip(hand_frame["method"], hand_frame["seed"])))
+    assert runs == list(HAND_CURVES)
+    md = curve_markdown(hand_frame)
+    assert md.splitlines()[0] == "| epoch | base s0 | base s1 | fast s0 | fast s1 | slow |"
+    assert "| 4 | 50.00 | 40.00 | 50.00 | – | – |" in md
+
+
+def test_first_reached_and_area_by_hand():
+    assert first_reached([0, 1, 2], [10.0, 25.0, 30.0], 25.0) == 1  # at the threshold counts
+    assert first_reached([0, 1, 2], [10.0, 24.9, 20.0], 25.0) is None
+    # logged every 2 epochs, span 0-3: top-1 40 at epoch 3 interpolated; (10+30)/2*2 + (30+40)/2*1 = 75, / 3
+    assert curve_area([0, 2, 4], [10.0, 30.0, 50.0], 0, 3) == pytest.approx(25.0)
+    assert common_span([[0, 1, 2, 3, 4], [2, 3, 4, 5], [0, 1, 2, 3]]) == (2, 3)
+    assert common_span([[0, 1], [3, 4]]) is None and common_span([[0]]) is None and common_span([]) is None
+    with pytest.raises(ValueError):
+        curve_area([0, 1], [1.0, 2.0], 1, 1)
+
+
+def test_speed_table_by_hand(hand_frame):
+    table = speed_table(hand_frame, baseline="base", fractions=(0.5, 0.9, 1.2))
+    # baseline over the common span 0-3: mean top-1 10 -> 40, gain 30: thresholds 25, 37, 46
+    assert table.span == (0, 3) and table.baseline == "base"
+    assert [t.top1 for t in table.thresholds] == pytest.approx([25.0, 37.0, 46.0])
+    base, fast, slow = table.rows
+    assert [r.method for r in table.rows] == ["base", "fast", "slow"] and base.is_baseline
+    assert base.seeds == (0, 1) and fast.last_epochs == (4, 3)
+    # 25: base at epochs 2 and 1, fast at 1 and 1
+    assert base.epochs_to[0].values == (2.0, 1.0) and base.epochs_to[0].std == pytest.approx(0.5 ** 0.5)
+    assert fast.epochs_to[0].mean == 1.0 and fast.epochs_to[0].std == 0.0
+    assert fast.epochs_to[0].delta == pytest.approx(-0.5)
+    # 37: base 3 and 3, fast 2 and 3
+    assert fast.epochs_to[1].mean == 2.5 and fast.epochs_to[1].delta == pytest.approx(-0.5)
+    # 46: one seed of each reached it at epoch 4: its mean counts that seed only, and there is no Δ
+    for row in (base, fast):
+        assert row.epochs_to[2].values == (4.0,) and row.epochs_to[2].of == 2 and row.epochs_to[2].delta is None
+    assert base.epochs_to[2].not_reached_after == 4 and fast.epochs_to[2].not_reached_after == 3
+    # slow reaches nothing: no mean, no Δ, "not reached" after its last epoch
+    assert all(c.mean is None and c.delta is None and c.not_reached_after == 3 for c in slow.epochs_to)
+    # area over epochs 0-3 / 3: base 75/3 and 80/3; fast 97.5/3 and 85/3; slow 39/3
+    assert base.area.values == pytest.approx((25.0, 80 / 3))
+    assert base.area.std == pytest.approx((80 / 3 - 25.0) / 2 ** 0.5)
+    assert fast.area.mean == pytest.approx(182.5 / 6) and fast.area.delta == pytest.approx(182.5 / 6 - 155 / 6)
+    assert slow.area.mean == 13.0 and slow.area.std is None and slow.area.delta == pytest.approx(13.0 - 155 / 6)
+    assert "curves cover different epochs (0-3, 0-4): the mean top-1 is over the common epochs 0-3 only" in table.notes
+
+
+def test_speed_markdown_shows_unreached_runs(hand_frame):
+    md = speed_markdown(speed_table(hand_frame, baseline="base", fractions=(0.5, 0.9, 1.2)))
+    lines = md.splitlines()
+    assert lines[0] == ("| method | seeds | epochs to 25.00 (50%) | Δ | epochs to 37.00 (90%) | Δ | "
+                        "epochs to 46.00 (120%) | Δ | mean top-1, epochs 0-3 | Δ |")
+    assert lines[2] == ("| base | 0, 1 | 1.5 ± 0.7 | baseline | 3.0 ± 0.0 | baseline | 4.0 ± – (1/2 reached) | "
+                        "baseline | 25.83 ± 1.18 | baseline |")
+    assert lines[3] == ("| fast | 0, 1 | 1.0 ± 0.0 | -0.5 | 2.5 ± 0.7 | -0.5 | 4.0 ± – (1/2 reached) | – | "
+                        "30.42 ± 2.95 | +4.58 |")
+    assert lines[4] == ("| slow | 0 | not reached (> 3) | – | not reached (> 3) | – | not reached (> 3) | – | "
+                        "13.00 ± – | -12.83 |")
+    assert "the gain of the baseline `base` over epochs 0-3 (mean top-1 10.00 → 40.00)" in md
+
+
+def test_speed_without_the_baseline_uses_the_weakest_method(hand_frame):
+    table = speed_table(hand_frame, baseline="mocov2-200ep")
+    # slow: 10 -> 16 over epochs 0-3, the lowest final top-1: 50/75/90 % of its gain of 6
+    assert [t.top1 for t in table.thresholds] == pytest.approx([13.0, 14.5, 15.4])
+    assert table.baseline is None and not any(r.is_baseline for r in table.rows)
+    assert all(c.delta is None for r in table.rows for c in [*r.epochs_to, r.area])
+    assert "no kNN curve of the baseline `mocov2-200ep`: no Δ" in table.notes
+    assert [c.values for c in table.rows[2].epochs_to] == [(2.0,), (3.0,), (3.0,)]  # 14 < 14.5 at epoch 2
+    assert "none (no curve of the baseline)" in speed_markdown(table)
+
+
+def test_speed_with_thresholds_given_and_csv(hand_frame, tmp_path):
+    table = speed_table(hand_frame, baseline="base", thresholds=[20.0])
+    assert [(t.top1, t.fraction) for t in table.thresholds] == [(20.0, None)]
+    assert [r.epochs_to[0].mean for r in table.rows] == [1.0, 1.0, None]
+    files = write_curves(hand_frame, tmp_path, table)
+    assert [f.name for f in files] == ["knn_curves.png", "knn_curves.csv", "knn_speed.csv"]
+    back = pd.read_csv(files[2])
+    fast = back[back["method"] == "fast"].set_index("measure")
+    assert fast.loc["epochs_to", "threshold_top1"] == 20.0 and fast.loc["epochs_to", "n_counted"] == 2
+    assert fast.loc["mean_top1", "mean"] == pytest.approx(182.5 / 6, abs=1e-9)
+    assert (fast.loc["mean_top1", "span_start"], fast.loc["mean_top1", "span_end"]) == (0, 3)
+    slow = back[back["method"] == "slow"].set_index("measure")
+    assert slow.loc["epochs_to", "n_counted"] == 0 and slow.loc["epochs_to", "not_reached_after"] == 3
+
+
+def test_speed_needs_a_common_span(tmp_path):
+    frame = pd.DataFrame({"method": ["a", "b"], "seed": [0, 0], "epoch": [0, 5], "top1": [10.0, 30.0], "k": 20})
+    table = speed_table(frame, baseline="a")
+    assert table.thresholds == [] and table.span is None
+    assert all(r.area is None for r in table.rows)
+    assert "no thresholds" in table.reference and "mean top-1" not in speed_markdown(table)
