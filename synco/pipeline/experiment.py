@@ -13,6 +13,10 @@ file or dataset folder. Example (``configs/experiments/toy.yaml``)::
       - {name: random, path: random}
     tasks: [toy-voc, toy-coco]
     seeds: [0]
+
+``data: {task: DIR}`` runs a task on a user's own dataset instead of its own
+(``synco transfer --data``): an ImageFolder for a classification task, a
+COCO-format dataset for a detection task. Its tables are named after DIR.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from transfer.dataset_layout import detectron2_datasets_root
 from transfer.tasks import TASKS
 
 TOP_KEYS = {"name", "output", "toy_world", "pretrain_data", "dataset_root", "pretrain", "weights", "tasks",
-            "seeds", "transfer_overrides", "launch", "executor", "slurm", "baseline", "signal"}
+            "seeds", "transfer_overrides", "launch", "executor", "slurm", "baseline", "signal", "data"}
 PRETRAIN_KEYS = {"name", "config", "overrides"}
 WEIGHTS_KEYS = {"name", "path", "method", "pretrain_epochs", "format", "input_style"}
 LAUNCH_KEYS = {"gpus_per_node", "nodes", "jobs"}
@@ -69,6 +73,7 @@ class Experiment:
     toy_world: dict[str, int | str] | None = None
     pretrain_data: str | None = None
     dataset_root: str | None = None
+    data: dict[str, str] = field(default_factory=dict)  # task -> a user's own dataset folder (--data)
     transfer_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     launch: dict[str, int] = field(default_factory=lambda: {"gpus_per_node": 0, "nodes": 1, "jobs": 1})
     executor: str = "local"
@@ -208,6 +213,8 @@ def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = 
     executor = raw.get("executor", "local")
     if executor not in EXECUTORS:
         raise loc.fail(f"unknown executor {executor!r}; choose local or slurm.", "executor")
+    own_data = raw.get("data") or {}
+    _check_keys(loc, own_data, set(tasks), "data")
     overrides = raw.get("transfer_overrides") or {}
     _check_keys(loc, overrides, set(TASKS), "transfer_overrides")
     raw_signal = raw.get("signal") or {}
@@ -220,6 +227,7 @@ def load_experiment(path: str | os.PathLike, output: str | os.PathLike | None = 
         name=str(raw["name"]), output=Path(output or raw.get("output") or f"runs/bench/{raw['name']}"),
         tasks=list(tasks), seeds=seeds, pretrain=pretrain, weights=weights, toy_world=toy,
         pretrain_data=raw.get("pretrain_data"), dataset_root=raw.get("dataset_root"),
+        data={task: str(folder) for task, folder in own_data.items()},
         transfer_overrides={k: dict(v or {}) for k, v in overrides.items()}, launch=launch, executor=executor,
         slurm=dict(raw.get("slurm") or {}), baseline=raw.get("baseline"), source=path, signal=signal,
     )
@@ -239,7 +247,10 @@ def _missing_paths(exp: Experiment, loc: _Located) -> list[str]:
         missing.append(str(loc.fail(f"pretrain_data folder {exp.pretrain_data} does not exist.", "pretrain_data")))
     if exp.dataset_root and not Path(exp.dataset_root).is_dir() and exp.toy_world is None:
         missing.append(str(loc.fail(f"dataset_root folder {exp.dataset_root} does not exist.", "dataset_root")))
-    real = [t for t in exp.tasks if not TASKS[t].toy]
+    for task, folder in exp.data.items():
+        if not Path(folder).is_dir():
+            missing.append(str(loc.fail(f"the {task} dataset folder {folder} does not exist.", "data", task)))
+    real = [t for t in exp.tasks if not TASKS[t].toy and t not in exp.data]
     if real and not exp.dataset_root:
         root = detectron2_datasets_root()
         if not root.is_dir():

@@ -155,7 +155,9 @@ def _transfer_stages(exp: Experiment, weights: dict[str, _Weights], dataset_root
                         str(seed), "--method", source.method, "--resume", "--quiet"]
                 if source.pretrain_epochs is not None:
                     args += ["--pretrain-epochs", str(source.pretrain_epochs)]
-                if dataset_root and (TASKS[task].toy or exp.dataset_root):
+                if task in exp.data:
+                    args += ["--data", exp.data[task]]
+                elif dataset_root and (TASKS[task].toy or exp.dataset_root):
                     args += ["--dataset-root", dataset_root]
                 if gpus:
                     args += ["--num-gpus", str(gpus)]
@@ -163,7 +165,7 @@ def _transfer_stages(exp: Experiment, weights: dict[str, _Weights], dataset_root
                     args += ["--feature-cache", str(exp.output / "features")]
                 for key, value in exp.transfer_overrides.get(task, {}).items():
                     args += [key, json.dumps(value) if isinstance(value, (list, tuple)) else str(value)]
-                task_deps = source.deps + (data_deps if TASKS[task].toy else ())
+                task_deps = source.deps + (data_deps if TASKS[task].toy and task not in exp.data else ())
                 stages.append(Stage(f"transfer:{name}:{task}:s{seed}", "transfer", tuple(args), task_deps,
                                     gpus, nodes, label=f"transfer {name} -> {task} (seed {seed})",
                                     meta={"run_dir": str(run_dir), "inputs": task_inputs[task]}))

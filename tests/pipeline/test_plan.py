@@ -47,6 +47,21 @@ def test_plan_has_every_stage_with_its_dependencies(tmp_path):
         assert all(order.index(d) < order.index(stage.id) for d in stage.deps)
 
 
+def test_a_task_can_run_on_your_own_dataset_folder(tmp_path):
+    mine = tmp_path / "my_shapes"
+    mine.mkdir()
+    text = GRID.replace("tasks: [toy-voc]", "tasks: [toy-voc, toy-knn]") + f"data: {{toy-knn: {mine}}}\n"
+    stages = {s.id: s for s in build_plan(load_experiment(_write(tmp_path, text), tmp_path / "out"))}
+    knn, voc = stages["transfer:random:toy-knn:s0"].args, stages["transfer:random:toy-voc:s0"].args
+    assert knn[knn.index("--data") + 1] == str(mine) and "--dataset-root" not in knn
+    assert "--data" not in voc and "--dataset-root" in voc
+    assert "data:toy" not in stages["transfer:random:toy-knn:s0"].deps  # it does not read the toy world
+    with pytest.raises(UserError, match=r"line 9: the toy-knn dataset folder .*/gone does not exist"):
+        load_experiment(_write(tmp_path, text.replace(str(mine), str(tmp_path / "gone"))), tmp_path / "out")
+    with pytest.raises(UserError, match="line 9: unknown key 'toy-coco'"):
+        load_experiment(_write(tmp_path, text.replace("toy-knn: ", "toy-coco: ")), tmp_path / "out")
+
+
 @pytest.mark.parametrize("bad, line, fragment", [
     ("tasks: [toy-voc]\nseeds: [0]\nname: x\nweights:\n  - {name: r, path: random}\nbogus: 1\n", 6,
      "unknown key 'bogus'"),
