@@ -200,7 +200,7 @@ def _default_baseline(exp: Experiment) -> str:
     """MoCo v2 if the grid has it (with its epochs), else the first entry's name."""
     for entry in exp.pretrain:
         cfg = load_config(entry.config, override_args(entry.overrides))
-        if cfg.method == "mocov2":  # rows are keyed "<label>-<epochs>ep"
-            return f"{method_label(entry.name, cfg.deviations())}-{cfg.epochs}ep"
+        if cfg.method == "mocov2":
+            return method_key(method_label(entry.name, cfg.deviations()), cfg.epochs)
     names = [e.name for e in exp.pretrain] + [e.name for e in exp.weights]
     return names[0] if names else "mocov2-200ep"
