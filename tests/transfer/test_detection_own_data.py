@@ -93,6 +93,7 @@ def test_mask_rcnn_on_own_coco_data_records_the_dataset(own_coco, toy_root, r50_
     # an exact copy elsewhere is the same dataset: the finished run is reused
     same = shutil.copytree(own_coco, tmp_path / "copy" / "shapes")
     assert read_own_coco(same).identity["digest"] == dataset["digest"]
+    assert run_transfer("toy-coco", str(r50_file), out, data=same, opts=tiny(2), console=False).to_json() == record
 
 
 @pytest.mark.slow
