@@ -229,3 +229,9 @@ def test_random_r101_is_a_resnet101_and_resnet18_is_refused(toy_root, tmp_path):
     with pytest.raises(UserError, match="MODEL.RESNETS.DEPTH 34 holds a ResNet-34, built of BasicBlocks"):
         run_transfer("toy-voc", "random", tmp_path / "run", dataset_root=toy_root, console=False,
                      opts=["MODEL.RESNETS.DEPTH", "34"])
+
+
+def test_schedule_scale_is_refused_for_classification_tasks(tmp_path):
+    with pytest.raises(UserError, match="--schedule-scale only apply to detection tasks; toy-knn is a knn"):
+        run_transfer("toy-knn", "random", tmp_path / "run", schedule_scale=0.5, console=False)
+    assert not (tmp_path / "run").exists()
