@@ -124,7 +124,9 @@ def _task_cells(runs: pd.DataFrame, columns: list[TableColumn], label: str,
                 notes: list[str]) -> tuple[dict[str, Cell], int]:
     """One task's cells of one row (``runs`` sorted by seed), and how many measurements they count."""
     seeds = tuple(int(s) for s in runs["seed"])
-    values = {col.id: tuple(float(v) for v in runs[col.metric.id]) for col in columns}
+    # a column the runs have no numbers for stays empty: a COCO-format dataset without masks has no mask AP
+    values = {col.id: tuple(float(v) for v in runs[col.metric.id]) for col in columns
+              if col.metric.id in runs and not runs[col.metric.id].isna().all()}
     where = f" ({columns[0].task})" if columns[0].shared else ""
     if columns[0].deterministic and len(seeds) > 1:
         if all(len(set(v)) == 1 for v in values.values()):
@@ -138,11 +140,11 @@ def _task_cells(runs: pd.DataFrame, columns: list[TableColumn], label: str,
         # copies of one run were merged before (results.runs.count_once): these are separate runs
         notes.append(f"{label}{where}: some seeds appear more than once ({_seeds_text(seeds)}); they are separate "
                      "runs (different run ids, or records that differ), so each is counted")
-    cells = {}
+    cells = {col.id: Cell() for col in columns}
     for key, vals in values.items():
         mean, std = mean_std(vals)
         cells[key] = Cell(mean=mean, std=std, values=vals)
-    return cells, len(next(iter(values.values())))
+    return cells, len(next(iter(values.values()))) if values else len(seeds)
 
 
 def _parts(columns: tuple[TableColumn, ...]) -> dict[str, list[TableColumn]]:

@@ -92,3 +92,15 @@ def dataset_identity(root: Path, fmt: str, entries: Iterable[str], classes: int,
     digest = hashlib.sha256("\n".join(sorted(entries)).encode("utf-8")).hexdigest()
     return {"name": root.name, "path": str(root), "format": fmt, "digest": digest, "classes": classes,
             "images": dict(images)}
+#: A detection task's own dataset: COCO's instances format (images, annotations with ``bbox`` [x, y, w, h] in
+#: pixels and optional ``segmentation``, categories), one json per split, every ``file_name`` relative to
+#: DIR/images/ (so train and val images may share a folder or have sub-folders of their own).
+OWN_COCO_LAYOUT = ("DIR/annotations/train.json, DIR/annotations/val.json (COCO instances format: images, "
+                   "annotations, categories) and DIR/images/<file_name>")
+OWN_COCO_SPLITS = ("train", "val")
+OWN_COCO_IMAGES = "images"
+
+
+def own_coco_annotations(root: Path, split: str) -> Path:
+    """``DIR/annotations/<split>.json`` of a COCO-format dataset (:data:`OWN_COCO_LAYOUT`)."""
+    return root / "annotations" / f"{split}.json"

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping
 
 from synco.common.atomic import atomic_write_json
 from synco.common.errors import UserError
-from transfer.tasks import PROTOCOL_ARCH, TASKS
+from transfer.tasks import PROTOCOL_ARCH, TASKS, MetricColumn
 
 SCHEMA = "synco-bench/transfer-run/1"
 RECORD_NAME = "run_record.json"
@@ -94,7 +94,8 @@ class RunRecord:
     details: dict[str, Any] = field(default_factory=dict)
     # The architecture evaluated, as torchvision names it; a table never averages two of them together.
     backbone: str = PROTOCOL_ARCH
-    # A user's own dataset (``synco transfer --data``): {"name", "path", "format", "digest", "classes", "images"};
+    # A user's own dataset (``synco transfer --data``): {"name", "path", "format", "digest", "classes", "images"}
+    # (+ "iou_types" for detection: what its metrics hold, see record_columns);
     # None: the task's own dataset. Two datasets never share a table (see results.runs.dataset_labels).
     dataset: dict[str, Any] | None = None
     # Drawn when a run starts or resumes (never on reuse of a finished one), so that ``synco tabulate`` can tell
@@ -152,7 +153,7 @@ class RunRecord:
         if values["status"] == "complete":
             if values["iterations"]["done"] is None or values["iterations"]["planned"] is None:
                 raise RecordError("a complete record needs iterations.done and iterations.planned")
-            _check_metrics(values["task"], values["metrics"])
+            _check_metrics(values["task"], values["metrics"], values["dataset"])
         values["method"] = values["method"].strip()
         values["error"] = None if values["error"] is None else str(values["error"])
         return cls(**values)
@@ -177,11 +178,16 @@ class RunRecord:
     def on_protocol(self) -> bool:
         return not self.protocol_deviations
 
+    @property
+    def columns(self) -> tuple[MetricColumn, ...]:
+        """The metric columns this record must have: see :func:`record_columns`."""
+        return record_columns(self.task, self.dataset)
+
     def metric_values(self) -> dict[str, float]:
-        """``{"bbox.AP": 57.2, ...}``: the task's columns (empty unless complete)."""
+        """``{"bbox.AP": 57.2, ...}``: the record's columns (empty unless complete)."""
         if self.status != "complete" or not self.metrics:
             return {}
-        return {column.id: float(self.metrics[column.iou_type][column.metric]) for column in TASKS[self.task].columns}
+        return {column.id: float(self.metrics[column.iou_type][column.metric]) for column in self.columns}
 
     def exclusion_reason(self) -> str | None:
         """Why this record must not enter a table's means, or ``None`` if it may."""
@@ -239,6 +245,9 @@ def _dataset(value: Any) -> dict[str, Any] | None:
     missing = [key for key in DATASET_KEYS if key not in value]
     if missing:
         raise RecordError(f"dataset lacks {', '.join(missing)}")
+    kinds = value.get("iou_types")  # optional: detection datasets say which of bbox / segm they annotate
+    if kinds is not None and not (isinstance(kinds, list) and kinds and all(isinstance(k, str) for k in kinds)):
+        raise RecordError(f"dataset.iou_types must be a non-empty list of names, not {kinds!r}")
     if not (isinstance(value["name"], str) and value["name"] and isinstance(value["digest"], str) and value["digest"]):
         raise RecordError("dataset.name and dataset.digest must be non-empty strings")
     return value
@@ -254,12 +263,24 @@ def _iterations(value: Any) -> dict[str, int | None]:
     return {"done": value.get("done"), "planned": value.get("planned"), **value}
 
 
-def _check_metrics(task: str, metrics: Any) -> None:
-    """Every column of the task present as a finite number."""
+def record_columns(task: str, dataset: Mapping[str, Any] | None) -> tuple[MetricColumn, ...]:
+    """The metric columns a record of ``task`` must have: the task's, limited to the iou types its dataset has.
+
+    Why limited: a user's COCO-format dataset without segmentations trains Faster R-CNN on a Mask R-CNN task
+    (``dataset["iou_types"] == ["bbox"]``), and has no mask AP to report; the task's own datasets have them all.
+    """
+    columns = TASKS[task].columns
+    kinds = (dataset or {}).get("iou_types")
+    return columns if kinds is None else tuple(column for column in columns if column.iou_type in kinds)
+
+
+def _check_metrics(task: str, metrics: Any, dataset: Mapping[str, Any] | None = None) -> None:
+    """Every column of the record (:func:`record_columns`) present as a finite number."""
     if not isinstance(metrics, Mapping):
         raise RecordError("metrics is not an object")
-    needed = TASKS[task].iou_types
-    for column in TASKS[task].columns:
+    columns = record_columns(task, dataset)
+    needed = tuple(dict.fromkeys(column.iou_type for column in columns))
+    for column in columns:
         block = metrics.get(column.iou_type)
         if not isinstance(block, Mapping):
             raise RecordError(f"metrics.{column.iou_type} is missing (task {task} needs {', '.join(needed)})")

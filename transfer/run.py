@@ -43,7 +43,7 @@ _CHECKPOINT_SUFFIX = re.compile(r"(\.pth\.tar|\.pth|\.pt|\.ckpt|\.tar|\.bin|\.to
 
 # Options that only mean something to Detectron2's engine, with their neutral values.
 _DETECTION_ONLY = {"num_machines": 1, "machine_rank": 0, "dist_url": "auto", "amp": False,
-                   "evaluator": "pycocotools", "lr_synco_repo": False}
+                   "evaluator": "pycocotools", "lr_synco_repo": False, "schedule_scale": None}
 _INSTALL_HINT = ("detection tasks need detectron2, which is not installed here; install it with "
                  "`synco doctor --install-detectron2` (see docs/install.md), or run a classification task")
 

@@ -82,6 +82,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", metavar="DIR",
                         help="your own dataset instead of the task's: an ImageFolder for classification tasks, "
                              "a COCO-format dataset for detection tasks (see below)")
+    parser.add_argument("--schedule-scale", type=float, metavar="F",
+                        help="detection: the task's schedule (SOLVER.MAX_ITER, SOLVER.STEPS) times F, e.g. 0.25 "
+                             "(a recorded protocol deviation)")
     parser.add_argument("--lr-synco-repo", action="store_true",
                         help="VOC and COCO: SOLVER.BASE_LR 0.01 as in SynCo's repository (MoCo's protocol: 0.02)")
     parser.add_argument("--feature-cache", metavar="DIR",
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method, evaluator=args.evaluator, dataset_root=args.dataset_root, data=args.data,
         lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
         pretrain_epochs=args.pretrain_epochs, feature_cache=args.feature_cache, input_style=args.input_style,
+        schedule_scale=args.schedule_scale,
     )
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, one summary (rank 0's) is enough

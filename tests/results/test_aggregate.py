@@ -154,3 +154,14 @@ def test_duplicate_seeds_are_noted(tmp_path):
     write_record(tmp_path, "b", make_record(seed=0, ap=57.4))
     table = summarize_task(collect([tmp_path]).frame, "voc")
     assert table.rows[0].n == 2 and any("more than once" in n for n in table.notes)
+
+
+def test_a_dataset_without_masks_leaves_the_mask_columns_empty(tmp_path):
+    boxes = {"name": "shapes", "path": "/d", "format": "coco", "digest": "ab" * 32, "classes": 6,
+             "images": {"train": 9, "val": 3}, "iou_types": ["bbox"]}
+    record = make_record("synco", 200, 0, task="toy-coco", ap=10.0, dataset=boxes)
+    del record["metrics"]["segm"]
+    write_record(tmp_path, "a", record)
+    (table,) = build_report(collect([tmp_path]), published=load_published()).tables
+    cells = _row(table, "synco-200ep").cells
+    assert cells["bbox.AP"].mean == 10.0 and cells["segm.AP"].mean is None and cells["segm.AP"].values == ()

@@ -49,15 +49,15 @@ def test_resnet18_weights_are_refused(toy_root, tmp_path):
     weights = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), weights)
     out = tmp_path / "run"
-    with pytest.raises(UserError, match="ResNet-18; the protocol is R50-C4"):
+    with pytest.raises(UserError, match="ResNet-18, built of BasicBlocks; detectron2's C4 detector"):
         run_transfer("toy-voc", str(weights), out, dataset_root=toy_root, console=False)
     assert not out.exists()  # refused before the start: no record, no converted file to mistake for input
 
 
-def test_depth_override_is_a_mismatch(toy_root, tmp_path):
+def test_depth_override_is_a_mismatch(toy_root, r50_pkl, tmp_path):
     expected = "depth mismatch: the weights are a ResNet-50, the config asks for MODEL.RESNETS.DEPTH 101"
     with pytest.raises(UserError, match=expected):
-        run_transfer("toy-voc", "random", tmp_path / "run", dataset_root=toy_root,
+        run_transfer("toy-voc", str(r50_pkl), tmp_path / "run", dataset_root=toy_root,
                      opts=["MODEL.RESNETS.DEPTH", "101"], console=False)
 
 
@@ -215,8 +215,13 @@ def test_msra_caffe2_file_gets_caffe_style_input_and_loads(tmp_path):
 
     r101 = {**{k: v[:1] for k, v in blobs.items()},
             **{f"res4_{i}_branch2{c}_w": blobs["res4_0_branch2a_w"][:1] for i in range(6, 23) for c in "abc"}}
-    path.write_bytes(pickle.dumps(r101))
-    with pytest.raises(UserError, match="ResNet-101; the protocol is R50-C4"):
+    path.write_bytes(pickle.dumps(r101))  # MSRA's R-101.pkl: R101-C4, Caffe-style input too
+    prepared = prepare_weights(str(path), tmp_path / "w")
+    assert prepared.arch == "resnet101" and prepared.input_settings["MODEL.RESNETS.DEPTH"] == 101
+    assert prepared.input_settings["INPUT.FORMAT"] == "BGR"
+    r34 = {k: v for k, v in r101.items() if not k.startswith("res4_") or int(k.split("_")[1]) < 6}
+    path.write_bytes(pickle.dumps({k: v for k, v in r34.items() if "branch2c" not in k}))
+    with pytest.raises(UserError, match="ResNet-34, built of BasicBlocks"):
         prepare_weights(str(path), tmp_path / "w")
 
 

@@ -31,14 +31,28 @@ from detectron2.utils.env import seed_all_rng
 
 from synco.common.errors import UserError
 from transfer.detection.coco_fast import faster_coco_eval_version, faster_cocoeval_class
-from transfer.detection.datasets import check_contents, check_layout, default_root, register_datasets
+from transfer.detection.datasets import (
+    OwnDataset,
+    check_contents,
+    check_layout,
+    default_root,
+    read_own_coco,
+    register_datasets,
+    register_own,
+)
 from transfer.detection.engine import StdoutToLog, TransferTrainer, run_logging
-from transfer.detection.run_config import build_config, config_changes, config_dump, protocol_deviations
+from transfer.detection.run_config import (
+    build_config,
+    config_changes,
+    config_dump,
+    protocol_deviations,
+    schedule_details,
+)
 from transfer.detection.weights import prepare_weights
 from transfer.errors import TransferFailed, attempt, problems_error, run_folder
 from transfer.record import RunRecord, read_record
 from transfer.run import Engine, Planned, Recorder, default_output, execute, versions
-from transfer.tasks import PROTOCOL_DEPTH, Task, get_task
+from transfer.tasks import Task, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +69,7 @@ class TransferJob:
     recorder: Recorder  # rank 0's writes the record; the others keep theirs in memory
     resume: bool
     console: bool
+    data: OwnDataset | None = None  # --data: registered in every process instead of the task's datasets
 
 
 def _devices(num_gpus: int | None, amp: bool) -> tuple[str, int]:
@@ -80,11 +95,16 @@ def run_detection(task: str, weights: str, output: str | Path | None = None, *, 
                  evaluator: str = "pycocotools", dataset_root: str | Path | None = None,
                  lr_synco_repo: bool = False, opts: list[str] | None = None, trust_pickle: bool = False,
                  console: bool = True, pretrain_epochs: int | None = None,
-                 input_style: str | None = None) -> RunRecord:
+                 input_style: str | None = None, data: str | Path | None = None,
+                 schedule_scale: float | None = None) -> RunRecord:
     """Fine-tune ``weights`` on ``task``; returns the run record (also in ``OUTPUT/run_record.json``).
 
     ``input_style`` (``--input-style torchvision|msra``) is for weights that do not record how their
-    ResNet was fed (see :mod:`transfer.convert.input_style`).
+    ResNet was fed (see :mod:`transfer.convert.input_style`). ``data`` (``--data DIR``): a COCO-format
+    dataset of the user's (:data:`transfer.dataset_layout.OWN_COCO_LAYOUT`) trained and scored with the
+    task's protocol and schedule instead of the task's own dataset. ``schedule_scale``
+    (``--schedule-scale``): the task's schedule scaled (a recorded deviation; see
+    :func:`transfer.detection.run_config.build_config`).
 
     Raises ``UserError`` for bad input (found before the start, it leaves
     nothing behind: see :func:`transfer.errors.run_folder`), ``TransferFailed``
@@ -102,65 +122,110 @@ def run_detection(task: str, weights: str, output: str | Path | None = None, *, 
                     machine_rank=machine_rank, dist_url=dist_url, seed=seed, resume=resume, force=force, amp=amp,
                     method=method, evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo,
                     opts=opts, trust_pickle=trust_pickle, console=console, pretrain_epochs=pretrain_epochs,
-                    input_style=input_style)
+                    input_style=input_style, data=data, schedule_scale=schedule_scale)
+
+
+@dataclass
+class Prepared:
+    """A run's checked inputs: where its datasets are, its weights, its dataset (``--data``) and its config."""
+
+    root: Path
+    weights: Any  # transfer.detection.weights.PreparedWeights
+    data: OwnDataset | None
+    cfg: Any
 
 
 def _prepare(spec: Task, weights: str, output: Path, *, seed: int, device: str, amp: bool, method: str | None,
              evaluator: str, dataset_root: str | Path | None, lr_synco_repo: bool, opts: list[str] | None,
-             trust_pickle: bool, input_style: str | None) -> tuple[Path, Any, Any]:
+             trust_pickle: bool, input_style: str | None, data: str | Path | None = None,
+             schedule_scale: float | None = None) -> Prepared:
     """Every input checked (overrides, test sets, evaluator, datasets, weights), all problems in one UserError;
-    then the run's config: ``(dataset root, prepared weights, cfg)``."""
+    then the run's config."""
     problems: list[str] = []
     root = Path(dataset_root) if dataset_root else default_root(spec)
     common = dict(output_dir=str(output), seed=seed, device=device, amp=amp, evaluator=evaluator,
-                  lr_synco_repo=lr_synco_repo, opts=opts)
-    draft = attempt(problems, build_config, spec, weights="", input_settings={}, **common)  # overrides, early
+                  lr_synco_repo=lr_synco_repo, opts=opts, schedule_scale=schedule_scale)
+    own = attempt(problems, read_own_coco, data) if data is not None else None
+    data_settings = own.settings(spec) if own is not None else None
+    draft = attempt(problems, build_config, spec, weights="", input_settings={}, data_settings=data_settings,
+                    **common)  # overrides, early
     if draft is not None and len(draft.DATASETS.TEST) != 1:
         problems.append(f"a run evaluates one test set (its record has one set of metrics); "
                         f"DATASETS.TEST is {list(draft.DATASETS.TEST)}")
+    if draft is not None and data_settings is not None and any(
+            tuple(draft.DATASETS[key]) != data_settings[f"DATASETS.{key}"] for key in ("TRAIN", "TEST")):
+        problems.append("with --data the datasets are DIR's train and val splits; drop the DATASETS.* overrides")
     if evaluator == "faster-coco-eval":
         attempt(problems, faster_cocoeval_class)  # not installed: say so now, not after training
     names = [*draft.DATASETS.TRAIN, *draft.DATASETS.TEST] if draft is not None else []
-    attempt(problems, check_layout, spec, names, root)
+    if data is None:
+        attempt(problems, check_layout, spec, names, root)
+    random_depth = draft.MODEL.RESNETS.DEPTH if draft is not None else None
     prepared = attempt(problems, prepare_weights, weights, output / "weights", method=method,
-                        trust_pickle=trust_pickle, input_style=input_style)
+                       trust_pickle=trust_pickle, input_style=input_style,
+                       **({"random_depth": random_depth} if random_depth else {}))
     if problems:
         raise problems_error(problems)
-    cfg = build_config(spec, weights=prepared.model_weights, input_settings=prepared.input_settings, **common)
-    if cfg.MODEL.RESNETS.DEPTH != PROTOCOL_DEPTH:
-        raise UserError(f"depth mismatch: the weights are a ResNet-{PROTOCOL_DEPTH}, the config asks for "
-                        f"MODEL.RESNETS.DEPTH {cfg.MODEL.RESNETS.DEPTH}; the protocol is R50-C4")
-    return root, prepared, cfg
+    cfg = build_config(spec, weights=prepared.model_weights, input_settings=prepared.input_settings,
+                       data_settings=data_settings, **common)
+    if cfg.MODEL.RESNETS.DEPTH != prepared.depth:
+        raise UserError(f"depth mismatch: the weights are a ResNet-{prepared.depth}, the config asks for "
+                        f"MODEL.RESNETS.DEPTH {cfg.MODEL.RESNETS.DEPTH}; drop the MODEL.RESNETS.DEPTH override")
+    return Prepared(root, prepared, own, cfg)
+
+
+def _details(spec: Task, cfg: Any, data: OwnDataset | None, schedule_scale: float | None) -> dict[str, Any]:
+    """The record's ``details``: which schedule ran, and for a VOC task on COCO-format data, which metric."""
+    details: dict[str, Any] = {"schedule": schedule_details(cfg, spec, schedule_scale)}
+    if data is not None and spec.kind == "voc":
+        details["evaluator"] = ("COCOEvaluator (COCO-format data): AP over IoU 0.50:0.95, AP50 and AP75 by "
+                                "COCO's 101-point interpolation, not the VOC07 11-point metric of the VOC task")
+    return details
 
 
 def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, num_machines: int,
          machine_rank: int, dist_url: str, seed: int, resume: bool, force: bool, amp: bool, method: str | None,
          evaluator: str, dataset_root: str | Path | None, lr_synco_repo: bool, opts: list[str] | None,
          trust_pickle: bool, console: bool, pretrain_epochs: int | None = None,
-         input_style: str | None = None) -> RunRecord:
+         input_style: str | None = None, data: str | Path | None = None,
+         schedule_scale: float | None = None) -> RunRecord:
     world_size = num_gpus * num_machines
 
     def prepare() -> Planned:
-        root, prepared, cfg = _prepare(spec, weights, output, seed=seed, device=device, amp=amp, method=method,
-                                       evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo,
-                                       opts=opts, trust_pickle=trust_pickle, input_style=input_style)
+        ready = _prepare(spec, weights, output, seed=seed, device=device, amp=amp, method=method,
+                         evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo, opts=opts,
+                         trust_pickle=trust_pickle, input_style=input_style, data=data,
+                         schedule_scale=schedule_scale)
+        prepared, cfg, own = ready.weights, ready.cfg, ready.data
         dump, sha = config_dump(cfg)
         epochs = pretrain_epochs if pretrain_epochs is not None else prepared.pretrain_epochs  # the caller knows best
         extra = {"faster_coco_eval": faster_coco_eval_version()} if evaluator == "faster-coco-eval" else {}
         record = RunRecord("running", None, spec.name, prepared.method, epochs, seed, weights=prepared.record(),
                            config={"dump": dump, "sha256": sha},
-                           protocol_deviations=protocol_deviations(cfg, spec, prepared.input_settings),
+                           protocol_deviations=protocol_deviations(cfg, spec, prepared.input_settings,
+                                                                   own.settings(spec) if own else None),
                            world_size=world_size, versions=versions(detectron2=detectron2.__version__, **extra),
-                           iterations={"done": 0, "planned": cfg.SOLVER.MAX_ITER})
-        return Planned(record, dump, (root, prepared, cfg))
+                           iterations={"done": 0, "planned": cfg.SOLVER.MAX_ITER},
+                           details=_details(spec, cfg, own, schedule_scale), backbone=prepared.arch,
+                           dataset=own.record(spec) if own else None)
+        return Planned(record, dump, ready)
 
     def train(planned: Planned, recorder: Recorder) -> RunRecord:
-        root, prepared, cfg = planned.state
-        logger.info("transfer %s: weights %s (%s, %s pretraining epochs), world size %d, versions %s",
-                    spec.name, prepared.path, prepared.method, prepared.pretrain_epochs, world_size,
+        ready: Prepared = planned.state
+        prepared, cfg, own = ready.weights, ready.cfg, ready.data
+        logger.info("transfer %s: weights %s (%s, %s pretraining epochs, %s), world size %d, versions %s",
+                    spec.name, prepared.path, prepared.method, prepared.pretrain_epochs, prepared.arch, world_size,
                     recorder.record.versions)
-        _launch(TransferJob(spec.name, cfg, str(root), recorder, resume, console), num_gpus, num_machines,
-                machine_rank, dist_url)
+        schedule = recorder.record.details["schedule"]
+        logger.info("schedule: %s's, scale %s: SOLVER.MAX_ITER %d, SOLVER.STEPS %s, SOLVER.WARMUP_ITERS %d",
+                    schedule["task"], schedule["scale"], schedule["max_iter"], schedule["steps"],
+                    schedule["warmup_iters"])
+        if own is not None:
+            logger.info("dataset: %s (sha256 %s), %d classes, images %s, evaluated: %s", own.root,
+                        own.identity["digest"][:12], len(own.classes), own.identity["images"],
+                        ", ".join(own.iou_types(spec)))
+        _launch(TransferJob(spec.name, cfg, str(ready.root), recorder, resume, console, own), num_gpus,
+                num_machines, machine_rank, dist_url)
         final = read_record(output) if recorder.writes else recorder.record
         if final is not None and final.status == "failed":
             raise TransferFailed(final.error or "the run failed", final)
@@ -201,7 +266,10 @@ def _worker(job: TransferJob) -> None:
         stack.enter_context(contextlib.redirect_stdout(stdout))
         with recorder.recording(lambda: f"{trainer.iterations_done if trainer else 0} iterations", end):
             seed_all_rng(cfg.SEED + rank)
-            register_datasets(task, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], Path(job.dataset_root))
+            if job.data is not None:
+                register_own(job.data)
+            else:
+                register_datasets(task, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], Path(job.dataset_root))
             if rank == 0:  # every rank would find the same; one copy of a big COCO json in memory is enough
                 check_contents(list(cfg.DATASETS.TRAIN), list(cfg.DATASETS.TEST), cfg.MODEL.ROI_HEADS.NUM_CLASSES)
             trainer = TransferTrainer(cfg)

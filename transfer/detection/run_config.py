@@ -7,14 +7,20 @@ it key by key with the task's file. All three must see the very same
 
 1. detectron2's defaults and this project's ``SYNCO`` node;
 2. the task's YAML file (the protocol);
-3. the weights' input settings (the converter's sidecar);
-4. command-line choices (seed, AMP, evaluator, the SynCo-repo learning rate);
-5. ``KEY VALUE`` overrides, exactly as detectron2's ``--opts``.
+3. the weights' settings (the converter's sidecar: input settings and the depth, 50 or 101);
+4. a user's own dataset's settings (``--data``: its datasets, class count, masks or not);
+5. command-line choices (seed, AMP, evaluator, the SynCo-repo learning rate, a schedule scale);
+6. ``KEY VALUE`` overrides, exactly as detectron2's ``--opts``.
+
+Steps 3 and 4 are what the run's inputs are, not choices: the protocol check
+(:func:`protocol_deviations`) expects their values, so an R101 or a dataset of
+7 box-only classes is not a deviation; an override that contradicts them is.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 import yaml
@@ -30,6 +36,8 @@ COCO_EVALUATORS = ("pycocotools", "faster-coco-eval")
 # before, MoCo's value). Every VOC and COCO config there inherits that base and
 # none overrides it, so it applies to all four: the non-toy detection tasks.
 SYNCO_REPO_LR = 0.01
+# The weights' settings that shape the detector as well as its input: R50-C4 or R101-C4 (transfer.detection.weights).
+WEIGHTS_KEYS = (*INPUT_KEYS, "MODEL.RESNETS.DEPTH")
 
 
 def add_transfer_config(cfg: CfgNode) -> CfgNode:
@@ -52,12 +60,16 @@ def task_config(task: Task) -> CfgNode:
 
 def build_config(task: Task, *, weights: str, input_settings: dict[str, Any], output_dir: str, seed: int,
                  device: str, amp: bool = False, evaluator: str = "pycocotools", lr_synco_repo: bool = False,
-                 opts: list[str] | None = None) -> CfgNode:
+                 opts: list[str] | None = None, data_settings: dict[str, Any] | None = None,
+                 schedule_scale: float | None = None) -> CfgNode:
     """The final, frozen config of a run (see the module docstring for the order)."""
     cfg = task_config(task)
-    # Only the input keys: DEPTH / RES2_OUT_CHANNELS in a sidecar describe the
-    # weights (checked against R50 when they are prepared), not the detector.
-    cfg.merge_from_list(_flatten({key: input_settings[key] for key in INPUT_KEYS if key in input_settings}))
+    # The input keys and the depth (checked to be 50 or 101 when the weights are prepared);
+    # RES2_OUT_CHANNELS in a sidecar is 256 for both.
+    cfg.merge_from_list(_flatten(weights_settings(input_settings)))
+    cfg.merge_from_list(_flatten(data_settings or {}))
+    if schedule_scale is not None:
+        _scale_schedule(cfg, schedule_scale)
     cfg.MODEL.WEIGHTS = weights
     cfg.OUTPUT_DIR = output_dir
     cfg.SEED = seed
@@ -86,6 +98,34 @@ def build_config(task: Task, *, weights: str, input_settings: dict[str, Any], ou
     return cfg
 
 
+def weights_settings(input_settings: dict[str, Any]) -> dict[str, Any]:
+    """The part of the weights' settings the config takes (:data:`WEIGHTS_KEYS`)."""
+    return {key: input_settings[key] for key in WEIGHTS_KEYS if key in input_settings}
+
+
+def _scale_schedule(cfg: CfgNode, scale: float) -> None:
+    """``--schedule-scale``: SOLVER.MAX_ITER and SOLVER.STEPS times ``scale``, the warm-up unchanged.
+
+    Why these keys only: it is how detectron2's own projects lengthen or shorten a schedule (the new
+    baselines' 50/100/200/400-epoch configs multiply ``max_iter`` and the step milestones and keep the
+    warm-up at the same number of iterations); ``DefaultTrainer.auto_scale_workers`` also scales the warm-up
+    and the periods, but it changes the batch size, where the iterations are of another size. The MoCo
+    configs evaluate once, at the end (no TEST.EVAL_PERIOD), so there is no evaluation period to scale.
+    A scaled schedule is a protocol deviation (SOLVER.MAX_ITER, SOLVER.STEPS), recorded as such.
+    """
+    if not (scale > 0 and math.isfinite(scale)):
+        raise UserError(f"--schedule-scale must be a positive number, not {scale}")
+    max_iter = max(1, round(cfg.SOLVER.MAX_ITER * scale))
+    cfg.SOLVER.MAX_ITER = max_iter
+    cfg.SOLVER.STEPS = tuple(min(max(1, round(step * scale)), max_iter) for step in cfg.SOLVER.STEPS)
+
+
+def schedule_details(cfg: CfgNode, task: Task, scale: float | None) -> dict[str, Any]:
+    """What a record's ``details["schedule"]`` says about the schedule that ran (the log says the same)."""
+    return {"task": task.name, "scale": 1.0 if scale is None else float(scale), "max_iter": int(cfg.SOLVER.MAX_ITER),
+            "steps": [int(step) for step in cfg.SOLVER.STEPS], "warmup_iters": int(cfg.SOLVER.WARMUP_ITERS)}
+
+
 def _flatten(settings: dict[str, Any]) -> list[Any]:
     return [item for key, value in settings.items() for item in (key, value)]
 
@@ -110,15 +150,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def protocol_deviations(cfg: CfgNode, task: Task, input_settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every protocol key whose value differs from the task's config (or from the weights' needs).
+def protocol_deviations(cfg: CfgNode, task: Task, input_settings: dict[str, Any],
+                        data_settings: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Every protocol key whose value differs from the task's config, with the values the run's inputs decide
+    (the weights' input settings and depth, a user's dataset's names, class count and masks) put in.
 
     ``{"SOLVER.MAX_ITER": {"expected": 24000, "actual": 100}, ...}``; empty
     means the run follows the protocol.
     """
     reference = task_config(task)
     expected = {key: lookup(reference, key) for key in PROTOCOL_KEYS}
-    expected.update({key: input_settings[key] for key in INPUT_KEYS if key in input_settings})
+    expected.update(weights_settings(input_settings))
+    expected.update(data_settings or {})
     deviations = {}
     for key, want in expected.items():
         want, got = _plain(want), _plain(lookup(cfg, key))

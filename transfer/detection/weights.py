@@ -3,13 +3,16 @@
 Why this is strict: a detector fine-tuned from weights that did not load (a
 wrong prefix, a ResNet-18, a lost settings sidecar) still trains and still
 prints an AP; only the number is wrong. So every file goes through the
-converter's 100%-coverage check, the depth must be 50 (the protocol is
-R50-C4), and the input settings come from the weights, never from a guess.
+converter's 100%-coverage check, the backbone must be one the C4 detector
+builds (a ResNet-50: the protocol's R50-C4, or a ResNet-101: R101-C4, recorded
+as the run's ``backbone``), and the input settings come from the weights, never
+from a guess.
 
 ``--weights`` may be:
 
 * ``random``: no pretraining (the random-init row); torchvision-style input,
-  like every self-supervised row, so only the initialisation differs;
+  like every self-supervised row, so only the initialisation differs; a ResNet-50
+  unless the config asks for ``MODEL.RESNETS.DEPTH 101`` (a random R101-C4);
 * ``msra``: detectron2's supervised ImageNet R-50 (``detectron2://ImageNetPretrained/MSRA/R-50.pkl``),
   or a local copy of that Caffe2 file: BGR input, stride in the 1x1 conv;
 * a detectron2 ``.pkl`` (e.g. from ``synco convert``, or MoCo's and other
@@ -46,7 +49,7 @@ from transfer.convert.mapping import DEPTHS
 from transfer.convert.reading import load_checkpoint
 from transfer.errors import missing_weights
 from transfer.run import file_label
-from transfer.tasks import PROTOCOL_DEPTH
+from transfer.tasks import PROTOCOL_ARCH, PROTOCOL_DEPTH
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +68,36 @@ class PreparedWeights:
     method: str
     pretrain_epochs: int | None
     conversion: dict[str, Any] | None = field(default=None)  # the converter's report, when it ran
+    arch: str = PROTOCOL_ARCH  # the backbone, as torchvision names it (the record's ``backbone``)
+
+    @property
+    def depth(self) -> int:
+        return DETECTION_ARCHS[self.arch]
 
     def record(self) -> dict[str, Any]:
         return {"path": self.path, "sha256": self.sha256}
 
 
-def _refuse_depth(depth: int | None, path: str) -> None:
-    if depth != PROTOCOL_DEPTH:
-        shown = f"ResNet-{depth}" if depth else "not a recognisable ResNet"
-        raise UserError(f"{path} holds a {shown}; the protocol is R50-C4 (a ResNet-50 backbone), "
-                        "so these weights cannot be compared with the papers' numbers")
+#: The backbones detection runs: detectron2's C4 detector (ResNet + ``Res5ROIHeads``) for these depths. R50-C4 is
+#: the papers' protocol; R101-C4 is the same protocol on a deeper backbone (the record's ``backbone`` says so).
+DETECTION_ARCHS = {PROTOCOL_ARCH: PROTOCOL_DEPTH, "resnet101": 101}
+
+
+def _refuse_arch(depth: int | None, path: str, arch: Any = None) -> str:
+    """The weights' architecture if detection can run it (:data:`DETECTION_ARCHS`); else one sentence why not.
+
+    ``arch``: the name the converter reported (its report's or sidecar's ``arch``), which tells a ResNeXt or a
+    wide ResNet from the plain ResNet of the same depth; without it the depth names the ResNet.
+    """
+    name = arch if isinstance(arch, str) and arch else (f"resnet{depth}" if depth else None)
+    if name in DETECTION_ARCHS:
+        return name
+    if depth in (18, 34) and name == f"resnet{depth}":
+        raise UserError(f"{path} holds a ResNet-{depth}, built of BasicBlocks; detectron2's C4 detector "
+                        "(Res5ROIHeads) builds a bottleneck res5 stage, so detection needs a ResNet-50 or ResNet-101")
+    shown = name or "not a recognisable ResNet"
+    raise UserError(f"{path} holds a {shown}; detection runs a ResNet-50 (the protocol's R50-C4) or a ResNet-101 "
+                    "(R101-C4) only")
 
 
 def _metadata_from_source(pkl: Path) -> tuple[str, int | None] | None:
@@ -118,9 +141,9 @@ def _refuse_stated(input_style: str | None, recorded: str, what: str) -> None:
 def _msra_weights(local: Path, shown: str, method: str | None) -> PreparedWeights:
     """MSRA's Caffe2 R-50 (``shown``: the catalog name or the file): BGR, mean-only, stride in the 1x1 conv."""
     loaded = load_checkpoint(local)
-    _refuse_depth(_caffe2_depth(loaded.obj), shown)
-    return PreparedWeights(shown, with_arch(DETECTRON2_DEFAULT_STYLE, PROTOCOL_DEPTH), shown, loaded.sha256,
-                           method or "supervised", None)
+    arch = _refuse_arch(_caffe2_depth(loaded.obj), shown)  # MSRA published R-50.pkl and R-101.pkl
+    return PreparedWeights(shown, with_arch(DETECTRON2_DEFAULT_STYLE, DETECTION_ARCHS[arch]), shown, loaded.sha256,
+                           method or "supervised", None, arch=arch)
 
 
 def _fetch_msra() -> Path:
@@ -142,10 +165,12 @@ def _detectron2_pkl(path: Path, method: str | None, trust_pickle: bool, input_st
     # coverage check (writes nothing), then the recorded or stated input style
     report = convert_checkpoint(path, None, trust_pickle=trust_pickle, input_style=input_style)
     settings = load_input_settings(path, input_style)
-    _refuse_depth(report.settings.get("MODEL.RESNETS.DEPTH"), str(path))
+    report_dict = report.to_dict()
+    arch = _refuse_arch(report.settings.get("MODEL.RESNETS.DEPTH"), str(path),
+                        report_dict.get("arch") or sidecar_source(path).get("arch"))
     source = sidecar_source(path).get("path")  # name the run after what was converted, not the .pkl
     label, epochs = _label(path, method, file_label(Path(str(source)) if source else path))
-    return PreparedWeights(str(path), settings, str(path), loaded.sha256, label, epochs, report.to_dict())
+    return PreparedWeights(str(path), settings, str(path), loaded.sha256, label, epochs, report_dict, arch=arch)
 
 
 def _reusable(dst: Path, sha: str, input_style: str | None) -> bool:
@@ -168,27 +193,31 @@ def _convert(path: Path, weights_dir: Path, method: str | None, trust_pickle: bo
         report = convert_checkpoint(path, dst, overwrite=True, trust_pickle=trust_pickle, input_style=input_style)
     settings = load_input_settings(dst)
     try:
-        _refuse_depth(settings.get("MODEL.RESNETS.DEPTH"), str(path))
+        arch = _refuse_arch(settings.get("MODEL.RESNETS.DEPTH"), str(path),
+                            (report.to_dict() if report else {}).get("arch") or sidecar_source(dst).get("arch"))
     except UserError:
         dst.unlink(missing_ok=True)
         sidecar_path(dst).unlink(missing_ok=True)
         raise
     label, epochs = _label(dst, method, file_label(path))
     return PreparedWeights(str(dst), settings, str(path), sha, label, epochs,
-                           report.to_dict() if report else None)
+                           report.to_dict() if report else None, arch=arch)
 
 
 def prepare_weights(spec: str, weights_dir: Path, *, method: str | None = None,
-                    trust_pickle: bool = False, input_style: str | None = None) -> PreparedWeights:
+                    trust_pickle: bool = False, input_style: str | None = None,
+                    random_depth: int = PROTOCOL_DEPTH) -> PreparedWeights:
     """Resolve ``--weights`` (see the module docstring); conversions are written to ``weights_dir``.
 
-    Raises ``UserError`` for anything that is not a fully covered ResNet-50.
+    ``random_depth``: the depth of a random initialisation (the config's MODEL.RESNETS.DEPTH). Raises
+    ``UserError`` for anything that is not a fully covered ResNet-50 or ResNet-101.
     """
     if spec == "random":
         _refuse_stated(input_style, "torchvision", "--weights random (the random-init row is fed like every "
                                                    "self-supervised row)")
-        return PreparedWeights("", with_arch(TORCHVISION_STYLE, PROTOCOL_DEPTH), "random", None,
-                               method or "random", None)
+        arch = _refuse_arch(random_depth, f"--weights random with MODEL.RESNETS.DEPTH {random_depth}")
+        return PreparedWeights("", with_arch(TORCHVISION_STYLE, random_depth), "random", None,
+                               method or "random", None, arch=arch)
     if spec == "msra":
         _refuse_stated(input_style, "msra", "--weights msra (detectron2's Caffe2 R-50)")
         return _msra_weights(_fetch_msra(), MSRA_CATALOG, method)
