@@ -70,8 +70,6 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, **op
             raise
         if options.pop("feature_cache", None) is not None:
             raise UserError(f"--feature-cache only applies to classification tasks; {task} is a detection task")
-        if options.get("data") is None:
-            options.pop("data", None)
         return run_detection(task, weights, output, **options)
     wrong = [f"--{name.replace('_', '-')}" for name, neutral in _DETECTION_ONLY.items()
              if options.pop(name, neutral) != neutral]
