@@ -15,6 +15,7 @@ cores; every one of them is a recorded protocol deviation.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -37,13 +38,18 @@ def tiny(max_iter: int = 4, *extra: str) -> list[str]:
     return [*TINY, "SOLVER.MAX_ITER", str(max_iter), *extra]
 
 
+def torchvision_file(folder: Path, arch: str) -> Path:
+    """torchvision's ``arch`` (random init under seed 0) saved as a state dict in ``folder``."""
+    path = folder / f"tv_{arch.replace('resnet', 'r')}.pth"
+    torch.manual_seed(0)
+    torch.save(getattr(torchvision.models, arch)().state_dict(), path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def r50_file(tmp_path_factory):
     """A torchvision ResNet-50 state dict (random init) on disk."""
-    path = tmp_path_factory.mktemp("weights") / "tv_r50.pth"
-    torch.manual_seed(0)
-    torch.save(torchvision.models.resnet50().state_dict(), path)
-    return path
+    return torchvision_file(tmp_path_factory.mktemp("weights"), "resnet50")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 from synco.common.errors import UserError
-from tests.transfer.conftest import assert_metrics, assert_readable, tiny
+from tests.transfer.conftest import assert_metrics, assert_readable, tiny, torchvision_file
 from transfer.dataset_layout import OWN_COCO_LAYOUT
 from transfer.tasks import get_task
 
@@ -202,10 +202,7 @@ def test_the_layout_is_named_when_the_folder_is_not_a_dataset(tmp_path):
 @pytest.fixture(scope="module")
 def r101_file(tmp_path_factory):
     """A torchvision ResNet-101 state dict (random init) on disk."""
-    path = tmp_path_factory.mktemp("weights") / "tv_r101.pth"
-    torch.manual_seed(0)
-    torch.save(torchvision.models.resnet101().state_dict(), path)
-    return path
+    return torchvision_file(tmp_path_factory.mktemp("weights"), "resnet101")
 
 
 @pytest.mark.slow

@@ -12,10 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
-import torchvision
 
 from synco.cli import main
+from tests.transfer.conftest import torchvision_file
 from transfer.classification.protocol import load_protocol
 from transfer.dataset_layout import TOY_CLASSIFICATION_FOLDER
 from transfer.run import run_transfer
@@ -42,10 +41,7 @@ def own_data(toy_root, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def r18_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("w") / "r18.pth"
-    torch.manual_seed(0)
-    torch.save(torchvision.models.resnet18().state_dict(), path)
-    return path
+    return torchvision_file(tmp_path_factory.mktemp("w"), "resnet18")
 
 
 def _counts(root: Path) -> dict[str, int]:
