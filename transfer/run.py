@@ -225,6 +225,11 @@ class Recorder:
             self._wandb = start_run(self.output, wandb_run_name(self.record), config, resume=resume,
                                     job_type="transfer")
 
+    @property
+    def logs_to_wandb(self) -> bool:
+        """Whether this process has the run's W&B run open (:meth:`open_wandb`)."""
+        return self._wandb is not None
+
     def log(self, values: dict[str, float], step: int) -> None:
         """Values of one training step (or epoch) to the W&B run, if there is one."""
         if self._wandb is not None:

@@ -207,7 +207,7 @@ def _worker(job: TransferJob) -> None:
             register_datasets(task, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], Path(job.dataset_root))
             if rank == 0:  # every rank would find the same; one copy of a big COCO json in memory is enough
                 check_contents(list(cfg.DATASETS.TRAIN), list(cfg.DATASETS.TEST), cfg.MODEL.ROI_HEADS.NUM_CLASSES)
-            trainer = TransferTrainer(cfg, log=recorder.log if recorder.writes and recorder.metrics_logger else None)
+            trainer = TransferTrainer(cfg, log=recorder.log if recorder.logs_to_wandb else None)
             trainer.resume_or_load(resume=job.resume)
             recorder.progress(trainer.iterations_done)
             try:
