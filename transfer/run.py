@@ -27,13 +27,16 @@ import contextlib
 import logging
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+import yaml
 
 from synco import __version__
 from synco.common.atomic import atomic_write_text
 from synco.common.errors import UserError
+from synco.common.wandb_run import flat_metrics, require_wandb, start_run
 from transfer.errors import TransferFailed, recording_the_end, refused
 from transfer.record import RunRecord, read_record, write_record
 from transfer.tasks import get_task
@@ -60,6 +63,10 @@ def run_transfer(task: str, weights: str, output: str | Path | None = None, **op
     if options.get("data") is not None and options.get("dataset_root") is not None:
         raise UserError("--data names your own dataset and --dataset-root the folder of the task's own datasets; "
                         "give one of them")
+    if options.get("metrics_logger") not in (None, "wandb"):
+        raise UserError(f"unknown metrics logger {options['metrics_logger']!r}; the choice is wandb.")
+    if options.get("metrics_logger") == "wandb":  # before any work, and before the run folder exists
+        require_wandb()
     if spec.detection:
         try:
             # the engine is imported only when a detection task runs (see the module docstring)
@@ -93,6 +100,12 @@ def file_label(path: Path) -> str:
 def run_label(weights: str, method: str | None) -> str:
     """The method label known without reading the weights: ``--method``, else the file name."""
     return method or (weights if weights in ("random", "msra") else file_label(Path(weights)))
+
+
+def wandb_run_name(record: RunRecord) -> str:
+    """``toy-linear/synco-200ep-seed0``: the W&B name of a transfer run, its default output folder's path
+    (:func:`default_output`) with the record's ``method_key`` (the label and epochs its table row shows)."""
+    return f"{record.task}/{record.method_key}-seed{record.seed}"
 
 
 def default_output(task: str, weights: str, method: str | None, seed: int) -> Path:
@@ -197,11 +210,40 @@ class Recorder:
 
     Picklable (detectron2's ``launch`` hands it to spawned processes); only the process that ``writes``
     (rank 0) touches the file, the others keep their copy in memory.
+
+    ``metrics_logger="wandb"``: the training process's rank 0 also logs to a Weights & Biases run, opened by
+    :meth:`open_wandb` in the process that trains (not in the one that launches: a run does not cross a
+    spawn), fed by :meth:`log`, and given the final metrics and status by :meth:`end`.
     """
 
     output: str
     record: RunRecord
     writes: bool = True
+    metrics_logger: str | None = None
+    _wandb: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_wandb": None}  # a W&B run belongs to the process that opened it
+
+    def open_wandb(self, resume: bool) -> None:
+        """Start (``resume``: continue) the run's W&B run, on the process that writes, if one was asked for."""
+        if self.metrics_logger == "wandb" and self.writes and self._wandb is None:
+            config = {"task": self.record.task, "method": self.record.method, "method_key": self.record.method_key,
+                      "seed": self.record.seed, "weights": self.record.weights,
+                      "protocol_deviations": self.record.protocol_deviations,
+                      "config": yaml.safe_load(self.record.config.get("dump") or "{}")}
+            self._wandb = start_run(self.output, wandb_run_name(self.record), config, resume=resume,
+                                    job_type="transfer")
+
+    @property
+    def logs_to_wandb(self) -> bool:
+        """Whether this process has the run's W&B run open (:meth:`open_wandb`)."""
+        return self._wandb is not None
+
+    def log(self, values: dict[str, float], step: int) -> None:
+        """Values of one training step (or epoch) to the W&B run, if there is one."""
+        if self._wandb is not None:
+            self._wandb.log(values, step=step)
 
     def start(self, config_text: str) -> None:
         if self.writes:
@@ -219,6 +261,10 @@ class Recorder:
         if self.writes:
             write_record(self.output, final)
         self.record = final
+        if self._wandb is not None:
+            self._wandb.summary.update({**flat_metrics(final.metrics or {}), "status": status})
+            self._wandb.finish(exit_code=0 if status == "complete" else 1)
+            self._wandb = None
         return final
 
     @contextlib.contextmanager
@@ -240,7 +286,7 @@ class Planned:
 
 def execute(output: Path, engine: Engine, prepare: Callable[[], Planned],
             train: Callable[[Planned, Recorder], RunRecord], *, resume: bool, force: bool, writes: bool = True,
-            after_read: Callable[[], None] | None = None) -> RunRecord:
+            after_read: Callable[[], None] | None = None, metrics_logger: str | None = None) -> RunRecord:
     """A run from start to end, the same for both engines.
 
     ``prepare`` checks every input (one :class:`UserError` naming all problems) and builds the run's record;
@@ -266,10 +312,10 @@ def execute(output: Path, engine: Engine, prepare: Callable[[], Planned],
     for key, change in planned.record.protocol_deviations.items():
         engine.logger.warning("protocol deviation %s: expected %r, actual %r", key, change["expected"],
                               change["actual"])
-    recorder = Recorder(str(output), planned.record, writes)
+    recorder = Recorder(str(output), planned.record, writes, metrics_logger)
     recorder.start(planned.config_text)
     return train(planned, recorder)
 
 
 __all__ = ["DEFAULT_OUTPUT_ROOT", "Engine", "Planned", "Recorder", "TransferFailed", "check_existing",
-           "default_output", "execute", "file_label", "run_label", "run_transfer", "versions"]
+           "default_output", "execute", "file_label", "run_label", "run_transfer", "versions", "wandb_run_name"]

@@ -93,6 +93,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow full unpickling of the weights (can run code; only for files you trust)")
     parser.add_argument("--quiet", action="store_true", help="log to OUTPUT/log.txt only")
+    parser.add_argument("--logger", choices=["wandb"],
+                        help="also log the run to Weights & Biases (pip install 'synco-bench[wandb]'; "
+                             "WANDB_MODE=offline writes it into the run folder)")
     parser.add_argument("opts", nargs="*", metavar="KEY VALUE",
                         help="config overrides (detectron2 keys, or the classification protocol's); "
                              "options may come before or after them")
@@ -112,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         lr_synco_repo=args.lr_synco_repo, opts=args.opts, trust_pickle=args.trust_pickle, console=not args.quiet,
         pretrain_epochs=args.pretrain_epochs, feature_cache=args.feature_cache, input_style=args.input_style,
         schedule_scale=args.schedule_scale,
+        metrics_logger=args.logger,
     )
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, one summary (rank 0's) is enough

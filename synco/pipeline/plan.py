@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from synco.common.errors import UserError
 from synco.pipeline.experiment import Experiment
-from synco.pretrain.config import load_config, method_label
+from synco.pretrain.config import PretrainConfig, load_config, method_label
 from transfer.tasks import TASKS
 
 DEFAULT_TOY_ROOT = "toy-world"
@@ -49,6 +49,12 @@ class Stage:
 def override_args(mapping: dict) -> list[str]:
     """``{"epochs": 2, "synthesis.n_hard": 64}`` -> ``["epochs=2", "synthesis.n_hard=64"]`` (lists as JSON)."""
     return [f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in mapping.items()]
+
+
+def _shaping(cfg: PretrainConfig) -> dict:
+    """The settings that shape a pretraining run: its stage's inputs. ``logger`` only says where the metrics
+    go, so switching it (or a version that added it) does not redo a finished stage."""
+    return {key: value for key, value in cfg.to_dict().items() if key != "logger"}
 
 
 def _config_digest(task: str) -> str:
@@ -116,7 +122,7 @@ def _weights_stages(exp: Experiment, pretrain_data: str, data_deps: tuple[str, .
                 "--resume", "--no-progress", *override_args(entry.overrides))
         resolved = load_config(entry.config, override_args(entry.overrides))
         stage = Stage(f"pretrain:{entry.name}", "pretrain", args, data_deps, gpus, nodes,
-                      label=f"pretrain {entry.name}", meta={"run_dir": str(run_dir), "inputs": resolved.to_dict()})
+                      label=f"pretrain {entry.name}", meta={"run_dir": str(run_dir), "inputs": _shaping(resolved)})
         stages.append(stage)
         pkl = out / "weights" / f"{entry.name}.pkl"
         final = run_dir / f"checkpoint_{resolved.epochs:04d}.pth.tar"

@@ -37,6 +37,9 @@ DATA_PIPELINES = ("cpu", "gpu")
 #: step along the same curve: a deviation from the published runs, recorded as one.
 LR_SCHEDULES = ("cosine", "cosine_per_step", "step")
 #: torchvision ResNets build_encoder builds; here so that validate() checks arch without torchvision.
+#: Where the training metrics go besides metrics.jsonl (always written: the tables read it); ``logger`` is
+#: one of them, several joined by commas (``tensorboard,wandb``), or ``none``.
+LOGGERS = ("tensorboard", "wandb")
 #: The one list of the torchvision ResNet family the suite knows: the converter and the transfer tasks read it.
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
          "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2")
@@ -179,6 +182,7 @@ class PretrainConfig:
     seed: int = 0
     output: str = "runs/pretrain"
     log_every: int = 10
+    logger: str = "tensorboard"  # LOGGERS, comma-separated, or "none": metrics.jsonl is written in any case
     keep_every: int = 50  # keep checkpoint_EEEE.pth.tar every this many epochs (and the last epoch)
     max_steps_per_epoch: int = 0  # 0: whole epoch; >0 truncates (smoke runs)
     # Online kNN monitor (synco.pretrain.monitor): every knn_every epochs (0: off) on a labelled
@@ -204,6 +208,17 @@ class PretrainConfig:
                                 "use method=synco for other combinations (ablations).")
 
     @property
+    def loggers(self) -> tuple[str, ...]:
+        """``logger`` as names: ``"tensorboard,wandb"`` -> ``("tensorboard", "wandb")``; ``"none"`` -> ``()``."""
+        return () if self.logger.strip() == "none" else tuple(part.strip() for part in self.logger.split(","))
+
+    @property
+    def run_label(self) -> str:
+        """``synco-200ep``: the row the run's final checkpoint makes in the tables (the transfer record's
+        ``method_key``); W&B names the run so."""
+        return f"{method_label(self.method, self.deviations())}-{self.epochs}ep"
+
+    @property
     def scaled_lr(self) -> float:
         return self.lr * self.batch_size / 256
 
@@ -226,6 +241,10 @@ class PretrainConfig:
                             "(cosine is the published one).")
         if self.data_pipeline not in DATA_PIPELINES:
             raise UserError(f"unknown data_pipeline {self.data_pipeline!r}; choose one of {', '.join(DATA_PIPELINES)}.")
+        unknown = [name for name in self.loggers if name not in LOGGERS]
+        if unknown or not self.logger.strip():
+            raise UserError(f"unknown logger {self.logger!r}; choose {', '.join(LOGGERS)}, several joined by commas "
+                            "(tensorboard,wandb), or none (metrics.jsonl is written in any case).")
         if not 0 < self.crop_min <= 1:
             raise UserError(f"crop_min must be in (0, 1], got {self.crop_min}.")
         if self.knn_every < 0 or self.knn_train_per_class < 0 or self.knn_val_per_class < 0:

@@ -1,10 +1,16 @@
-"""Training metrics: running means per step, a JSONL file (one object per logged step), TensorBoard, and the
-progress shown while it runs (tqdm on a terminal, :class:`LineProgress` in a log file).
+"""Training metrics: running means per step, a JSONL file (one object per logged step), TensorBoard and/or
+Weights & Biases (``logger=``), and the progress shown while it runs (tqdm on a terminal,
+:class:`LineProgress` in a log file).
 
 The JSONL file is the machine-readable record (``jq``, pandas); on resume,
 lines past the checkpoint's step are dropped so that the file describes the
 run that actually produced the weights. A full disk while appending stops the
 run with one sentence (the checkpoints written so far are whole; resume later).
+
+TensorBoard and W&B get each JSONL record's numbers under ``<kind>/<key>`` (``train/loss``, ``knn/top1``) at
+step ``global_step``; W&B gets them as metrics.jsonl holds them (rounded the same), and the run continues the
+same W&B run on resume (:mod:`synco.common.wandb_run`). W&B keeps what a killed process logged after the
+checkpoint it resumes from (a run's history cannot be rewound); the re-run steps replace nothing there.
 """
 
 from __future__ import annotations
@@ -19,13 +25,18 @@ import torch
 
 from synco.common.atomic import DISK_FULL, atomic_write_text
 from synco.common.errors import UserError
+from synco.common.wandb_run import start_run
 
 
 class MetricsLogger:
-    def __init__(self, output: str | Path, enabled: bool = True, resume_global_step: int | None = None):
+    """metrics.jsonl, plus the ``loggers`` (:data:`synco.pretrain.config.LOGGERS`); ``enabled`` on rank 0 only.
+    ``run_name`` and ``config``: the W&B run's name and config."""
+
+    def __init__(self, output: str | Path, enabled: bool = True, resume_global_step: int | None = None,
+                 loggers: tuple[str, ...] = ("tensorboard",), run_name: str = "", config: dict | None = None):
         self.enabled = enabled
         self.path = Path(output) / "metrics.jsonl"
-        self._tb = None
+        self._tb = self._wandb = None
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,13 +46,17 @@ class MetricsLogger:
             atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
         elif resume_global_step is None and self.path.exists():
             self.path.unlink()
-        try:
-            # treated as optional (training goes on without it), and only needed when logging is enabled
-            from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - optional tensorboard, see above
+        if "wandb" in loggers:
+            self._wandb = start_run(output, run_name, config or {}, resume=resume_global_step is not None,
+                                    job_type="pretrain")
+        if "tensorboard" in loggers:
+            try:
+                # treated as optional (training goes on without it), and only needed when logging is enabled
+                from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 - optional tensorboard, see above
 
-            self._tb = SummaryWriter(str(Path(output) / "tb"), purge_step=resume_global_step)
-        except ImportError:  # tensorboard is a declared dependency; keep training without it
-            self._tb = None
+                self._tb = SummaryWriter(str(Path(output) / "tb"), purge_step=resume_global_step)
+            except ImportError:  # tensorboard is a declared dependency; keep training without it
+                self._tb = None
         self._fh = open(self.path, "a", buffering=1)
 
     def log(self, record: dict) -> None:
@@ -60,6 +75,11 @@ class MetricsLogger:
             for key, value in record.items():
                 if key not in ("epoch", "step", "global_step", "kind") and isinstance(value, (int, float)):
                     self._tb.add_scalar(f"{record.get('kind', 'train')}/{key}", value, step)
+        if self._wandb is not None:
+            kind = clean.get("kind", "train")
+            self._wandb.log({f"{kind}/{key}": value for key, value in clean.items()
+                             if key not in ("kind", "global_step") and isinstance(value, (int, float))},
+                            step=clean["global_step"])
 
     def close(self) -> None:
         if not self.enabled:
@@ -71,6 +91,8 @@ class MetricsLogger:
                 raise
         if self._tb is not None:
             self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
 
 
 class StepMeter:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from synco.common.atomic import atomic_link, pause_point
 from synco.common.errors import UserError
+from synco.common.wandb_run import require_wandb
 from synco.pretrain.checkpoint import LAST, check_compatible, find_resume_checkpoint, restore_rng, save_checkpoint
 from synco.pretrain.config import PretrainConfig, config_from_dict
 from synco.pretrain.data import ImageFiles, ResumableBatchSampler, UnreadableImages, make_loader
@@ -71,7 +72,7 @@ def _restore(found: tuple[Path, dict], model: MomentumContrast, optimizer: torch
 
 
 #: Settings that only observe or bound a run: a resume may change them (the checkpoint's win for the rest).
-_OBSERVERS = ("workers", "log_every", "epochs", "keep_every", "knn_every", "knn_data", "knn_train_per_class",
+_OBSERVERS = ("workers", "log_every", "logger", "epochs", "keep_every", "knn_every", "knn_data", "knn_train_per_class",
               "knn_val_per_class", "max_unreadable_fraction")
 
 
@@ -108,6 +109,8 @@ def _setup(cfg: PretrainConfig, resume: bool) -> _Run:
         cfg = config_from_dict({**stored, "data": cfg.data or stored["data"], "output": str(output),
                                 **{key: current[key] for key in _OBSERVERS}})
     cfg.validate(world)
+    if "wandb" in cfg.loggers:  # before any work, and before the run folder exists
+        require_wandb()
     if rank == 0:
         for key, spec in cfg.deviations().items():
             print(f"note: {key}={spec['actual']} differs from the published recipe ({spec['expected']}); "
@@ -188,8 +191,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     run = _setup(cfg, resume)
     cfg, output, device, optimizer = run.cfg, run.output, run.device, run.optimizer
     start_epoch, start_step, global_step = run.start
-    logger = MetricsLogger(output, enabled=run.rank == 0, resume_global_step=global_step if run.resumed else None)
     config_dict = cfg.to_dict()
+    logger = MetricsLogger(output, enabled=run.rank == 0, resume_global_step=global_step if run.resumed else None,
+                           loggers=cfg.loggers, run_name=cfg.run_label, config=config_dict)
     meter = StepMeter(logger, cfg.batch_size, cfg.log_every, None)
     bad = run.unreadable
     try:

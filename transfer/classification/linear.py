@@ -114,6 +114,7 @@ def fit_linear(job: Job, backbone: nn.Module, *, resume: bool = False) -> dict[s
         save_checkpoint(job.output / CHECKPOINT, {"fc": fc.state_dict(), "optimizer": optimizer.state_dict(),
                                                   "epoch": epoch + 1})
         logger.info("linear: epoch %d/%d, loss %.4f", epoch + 1, p["TRAIN.EPOCHS"], float(loss.detach()))
+        job.log({"linear/loss": float(loss.detach()), "linear/lr": optimizer.param_groups[0]["lr"]}, epoch + 1)
         job.epoch_done("linear", epoch + 1)
     with torch.no_grad():
         logits = fc(val.to(device))

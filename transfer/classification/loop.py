@@ -30,7 +30,8 @@ EPOCH_HOOKS: list[Callable[[str, int], None]] = []
 
 @dataclass
 class Job:
-    """Everything a task runner needs; ``progress(done)`` updates the run record's iterations.done."""
+    """Everything a task runner needs; ``progress(done)`` updates the run record's iterations.done, ``log(values,
+    epoch)`` sends an epoch's values to the run's W&B run (:meth:`transfer.run.Recorder.log`), if any."""
 
     protocol: Protocol
     data: ClassificationData
@@ -41,6 +42,7 @@ class Job:
     cache_dir: Path
     progress: Callable[[int], None] = field(default=lambda done: None)
     details: dict[str, Any] = field(default_factory=dict)  # facts for the record, filled by the runner
+    log: Callable[[dict[str, float], int], None] = field(default=lambda values, step: None)
 
     @property
     def num_classes(self) -> int:

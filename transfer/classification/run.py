@@ -124,13 +124,15 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
                        dataset_root: str | Path | None = None, opts: list[str] | None = None,
                        trust_pickle: bool = False, console: bool = True, pretrain_epochs: int | None = None,
                        num_gpus: int | None = None, feature_cache: str | Path | None = None,
-                       input_style: str | None = None, data: str | Path | None = None) -> RunRecord:
+                       input_style: str | None = None, data: str | Path | None = None,
+                       metrics_logger: str | None = None) -> RunRecord:
     """Evaluate ``weights`` on a classification task; returns the run record (also ``OUTPUT/run_record.json``).
 
     ``feature_cache``: a folder of frozen-backbone features shared by runs (entries are keyed by
     content, so sharing is safe); default ``$SYNCO_FEATURE_CACHE``, else ``OUTPUT/features``.
     ``input_style``: ``--input-style`` for weights that do not record how their ResNet was fed.
     ``data``: a user's own ImageFolder dataset (``--data``) instead of the task's; the task gives the protocol.
+    ``metrics_logger="wandb"``: rank 0 also logs the epochs' values and the final metrics to Weights & Biases.
 
     Raises ``UserError`` for bad input (found before the start, it leaves
     nothing behind: see :func:`transfer.errors.run_folder`), ``TransferFailed`` when training fails
@@ -147,13 +149,14 @@ def run_classification(task: str, weights: str, output: str | Path | None = None
         return _run(spec, weights, output, device=device, rank=rank, world=world, seed=seed, resume=resume,
                     force=force, method=method, dataset_root=dataset_root, opts=opts, trust_pickle=trust_pickle,
                     pretrain_epochs=pretrain_epochs, feature_cache=feature_cache, input_style=input_style,
-                    own_data=data)
+                    own_data=data, metrics_logger=metrics_logger)
 
 
 def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: int, world: int, seed: int,
          resume: bool, force: bool, method: str | None, dataset_root, opts, trust_pickle: bool,
          pretrain_epochs: int | None, feature_cache: str | Path | None = None,
-         input_style: str | None = None, own_data: str | Path | None = None) -> RunRecord:
+         input_style: str | None = None, own_data: str | Path | None = None,
+         metrics_logger: str | None = None) -> RunRecord:
     def prepare() -> Planned:
         protocol, data, prepared = _prepare(spec, weights, seed=seed, method=method, dataset_root=dataset_root,
                                             opts=opts, trust_pickle=trust_pickle, device=device,
@@ -170,7 +173,8 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
     def train(planned: Planned, recorder: Recorder) -> RunRecord:
         protocol, data, prepared = planned.state
         cache = Path(feature_cache or os.environ.get(FEATURE_CACHE_ENV) or output / "features")
-        job = Job(protocol, data, prepared, output, seed, device, cache, recorder.progress)
+        recorder.open_wandb(resume)
+        job = Job(protocol, data, prepared, output, seed, device, cache, recorder.progress, log=recorder.log)
 
         def end(status: str, error: str | None = None, metrics=None) -> RunRecord:
             return recorder.end(status, error, metrics, details=job.details)
@@ -185,4 +189,4 @@ def _run(spec: Task, weights: str, output: Path, *, device: torch.device, rank: 
 
     # with several processes, every rank reads the record as it was, before rank 0 writes "running" over it
     return execute(output, ENGINE, prepare, train, resume=resume, force=force, writes=rank == 0,
-                   after_read=dist.barrier if world > 1 else None)
+                   after_read=dist.barrier if world > 1 else None, metrics_logger=metrics_logger)

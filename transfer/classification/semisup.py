@@ -175,6 +175,8 @@ def run_point(job: Job, index: int, backbone_lr: float, done_before: int, *, res
                                                         "optimizer": optimizer.state_dict(), "epoch": epoch + 1})
         logger.info("semisup: backbone lr %g, epoch %d/%d, loss %.4f, val top-1 %.2f top-5 %.2f", backbone_lr,
                     epoch + 1, p["TRAIN.EPOCHS"], loss, history[-1]["top1"], history[-1]["top5"])
+        job.log({"semisup/loss": loss, "semisup/val_top1": history[-1]["top1"], "semisup/val_top5": history[-1]["top5"],
+                 "semisup/backbone_lr": backbone_lr}, done_before + epoch + 1)
         job.epoch_done("semisup", done_before + epoch + 1)
     point = {"backbone_lr": backbone_lr, "classifier_lr": p["TRAIN.CLASSIFIER_LR"], **official_point(history),
              "epochs_done": p["TRAIN.EPOCHS"]}

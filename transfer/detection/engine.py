@@ -11,7 +11,9 @@ filled in here, the way detectron2's own projects do it:
   ``COCOEvaluator`` with the official pycocotools COCOeval (never
   detectron2's unofficial C++ one), or faster-coco-eval when the config asks;
 * ``train`` returns the final evaluation (DefaultTrainer only does with
-  ``TEST.EXPECTED_RESULTS``).
+  ``TEST.EXPECTED_RESULTS``);
+* ``build_writers`` adds :class:`WandbWriter` when the run logs to Weights & Biases (detectron2's own
+  projects add writers the same way).
 
 Importing this module registers ``Res5ROIHeadsExtraNorm`` (the protocol's ROI
 heads) before any model is built.
@@ -24,7 +26,7 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultTrainer, HookBase
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluator, PascalVOCDetectionEvaluator
+from detectron2.utils.events import EventWriter, get_event_storage
 
 import transfer.detection.roi_heads  # noqa: F401 - registers Res5ROIHeadsExtraNorm in ROI_HEADS_REGISTRY
 from synco.common.errors import UserError
@@ -73,10 +76,43 @@ class CountIterations(HookBase):
         self.trainer.iterations_done = self.trainer.iter + 1
 
 
+class WandbWriter(EventWriter):
+    """Forwards the EventStorage's scalars (losses, lr, times, and the evaluation's ``bbox/AP``... that
+    detectron2's EvalHook puts there) to ``log(values, step)``, a W&B run's, each at the iteration detectron2
+    stored it at: the step axis of TensorBoard's events and metrics.json.
+
+    Like detectron2's TensorboardXWriter, it sends what is new since its last write; the values are the
+    latest (losses smoothed over ``window_size`` iterations, as detectron2 hints); W&B wants its steps in order.
+    """
+
+    def __init__(self, log: Callable[[dict[str, float], int], None], window_size: int = 20) -> None:
+        self._log, self._window_size, self._last_write = log, window_size, -1
+
+    def write(self) -> None:
+        by_iteration: dict[int, dict[str, float]] = {}
+        newest = self._last_write
+        for key, (value, iteration) in get_event_storage().latest_with_smoothing_hint(self._window_size).items():
+            if iteration > self._last_write:
+                by_iteration.setdefault(iteration, {})[key] = value
+                newest = max(newest, iteration)
+        for iteration in sorted(by_iteration):
+            self._log(by_iteration[iteration], iteration)
+        self._last_write = newest
+
+
 class TransferTrainer(DefaultTrainer):
-    """DefaultTrainer + the protocol's evaluators; returns the last evaluation from ``train``."""
+    """DefaultTrainer + the protocol's evaluators; returns the last evaluation from ``train``. ``log``: a W&B
+    run's (:meth:`transfer.run.Recorder.log`), which gets the event scalars through :class:`WandbWriter`."""
 
     iterations_done: int = 0
+
+    def __init__(self, cfg: CfgNode, log: Callable[[dict[str, float], int], None] | None = None) -> None:
+        self._wandb_log = log  # before DefaultTrainer's __init__, which builds the hooks and writers
+        super().__init__(cfg)
+
+    def build_writers(self) -> list[EventWriter]:
+        writers = super().build_writers()
+        return [*writers, WandbWriter(self._wandb_log)] if self._wandb_log is not None else writers
 
     def build_hooks(self) -> list[HookBase]:
         return [CountIterations(), *super().build_hooks()]

@@ -96,7 +96,7 @@ def run_detection(task: str, weights: str, output: str | Path | None = None, *, 
                  lr_synco_repo: bool = False, opts: list[str] | None = None, trust_pickle: bool = False,
                  console: bool = True, pretrain_epochs: int | None = None,
                  input_style: str | None = None, data: str | Path | None = None,
-                 schedule_scale: float | None = None) -> RunRecord:
+                 schedule_scale: float | None = None, metrics_logger: str | None = None) -> RunRecord:
     """Fine-tune ``weights`` on ``task``; returns the run record (also in ``OUTPUT/run_record.json``).
 
     ``input_style`` (``--input-style torchvision|msra``) is for weights that do not record how their
@@ -104,7 +104,8 @@ def run_detection(task: str, weights: str, output: str | Path | None = None, *, 
     dataset of the user's (:data:`transfer.dataset_layout.OWN_COCO_LAYOUT`) trained and scored with the
     task's protocol and schedule instead of the task's own dataset. ``schedule_scale``
     (``--schedule-scale``): the task's schedule scaled (a recorded deviation; see
-    :func:`transfer.detection.run_config.build_config`).
+    :func:`transfer.detection.run_config.build_config`). ``metrics_logger="wandb"``: rank 0 also sends
+    detectron2's event scalars and the final metrics to Weights & Biases.
 
     Raises ``UserError`` for bad input (found before the start, it leaves
     nothing behind: see :func:`transfer.errors.run_folder`), ``TransferFailed``
@@ -122,7 +123,8 @@ def run_detection(task: str, weights: str, output: str | Path | None = None, *, 
                     machine_rank=machine_rank, dist_url=dist_url, seed=seed, resume=resume, force=force, amp=amp,
                     method=method, evaluator=evaluator, dataset_root=dataset_root, lr_synco_repo=lr_synco_repo,
                     opts=opts, trust_pickle=trust_pickle, console=console, pretrain_epochs=pretrain_epochs,
-                    input_style=input_style, data=data, schedule_scale=schedule_scale)
+                    input_style=input_style, data=data, schedule_scale=schedule_scale,
+                    metrics_logger=metrics_logger)
 
 
 @dataclass
@@ -188,7 +190,7 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
          evaluator: str, dataset_root: str | Path | None, lr_synco_repo: bool, opts: list[str] | None,
          trust_pickle: bool, console: bool, pretrain_epochs: int | None = None,
          input_style: str | None = None, data: str | Path | None = None,
-         schedule_scale: float | None = None) -> RunRecord:
+         schedule_scale: float | None = None, metrics_logger: str | None = None) -> RunRecord:
     world_size = num_gpus * num_machines
 
     def prepare() -> Planned:
@@ -231,7 +233,8 @@ def _run(spec: Task, weights: str, output: Path, *, device: str, num_gpus: int, 
             raise TransferFailed(final.error or "the run failed", final)
         return final or recorder.record
 
-    return execute(output, ENGINE, prepare, train, resume=resume, force=force, writes=machine_rank == 0)
+    return execute(output, ENGINE, prepare, train, resume=resume, force=force, writes=machine_rank == 0,
+                   metrics_logger=metrics_logger)
 
 
 def _launch(job: TransferJob, num_gpus: int, num_machines: int, machine_rank: int, dist_url: str) -> None:
@@ -254,6 +257,7 @@ def _worker(job: TransferJob) -> None:
     task: Task = get_task(job.task)
     recorder, trainer = job.recorder, None
     recorder.writes = rank == 0  # in-process (one GPU) it is the caller's: rank 0 of its machine
+    recorder.open_wandb(job.resume)  # here, in the process that trains (a W&B run does not cross the spawn)
 
     def end(status: str, error: str | None = None, metrics: dict[str, Any] | None = None) -> RunRecord:
         done = trainer.iterations_done if trainer is not None else recorder.record.iterations["done"]
@@ -272,7 +276,7 @@ def _worker(job: TransferJob) -> None:
                 register_datasets(task, [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST], Path(job.dataset_root))
             if rank == 0:  # every rank would find the same; one copy of a big COCO json in memory is enough
                 check_contents(list(cfg.DATASETS.TRAIN), list(cfg.DATASETS.TEST), cfg.MODEL.ROI_HEADS.NUM_CLASSES)
-            trainer = TransferTrainer(cfg)
+            trainer = TransferTrainer(cfg, log=recorder.log if recorder.logs_to_wandb else None)
             trainer.resume_or_load(resume=job.resume)
             recorder.progress(trainer.iterations_done)
             try:
